@@ -1,0 +1,102 @@
+//! Run with:
+//!
+//! ```text
+//! GITHUB_WEBHOOKS_KEY=change-me VALIDATE_IP=false cargo run --release -p examples --example server
+//! ```
+//!
+//! then, from a second terminal, send it a signed delivery:
+//!
+//! ```text
+//! GITHUB_WEBHOOKS_KEY=change-me cargo run -p examples --example send -- push examples/payloads/push.json
+//! ```
+//!
+//! Serves `POST /hooks` on `HOOKSERVER_ADDR` (default `127.0.0.1:8000`) and reads every
+//! other setting with `Config::from_env()` (see the README's configuration table).
+//! `ping` answers `pong`; `push` answers with the delivery's GUID, its ref and commit
+//! count; `pull_request.opened` answers with the pull request's number; every other
+//! event gets `Hook not used`. Logs one line per delivery (`RUST_LOG` tunes it).
+
+use hookserver::{Config, Delivery, Hooks, Payload, hook};
+use serde::{Deserialize, de::IgnoredAny};
+use serde_json::Value;
+use std::{net::SocketAddr, process::ExitCode};
+
+#[hook("ping")]
+async fn ping(_payload: Value) -> &'static str {
+    "pong"
+}
+
+/// Only what the handler reads: the rest of the payload is skipped, not parsed into
+/// a tree, which is what makes big pushes cheap.
+#[derive(Deserialize)]
+struct PushEvent {
+    r#ref: String,
+    commits: Vec<IgnoredAny>,
+}
+
+#[hook("push")]
+async fn push(Payload(push): Payload<PushEvent>, delivery: Delivery) -> String {
+    format!(
+        "GUID: {} ref {} with {} commits",
+        delivery.guid(),
+        push.r#ref,
+        push.commits.len()
+    )
+}
+
+#[derive(Deserialize)]
+struct PullRequestEvent {
+    number: u64,
+    pull_request: PullRequest,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    title: String,
+}
+
+#[hook("pull_request.opened")]
+async fn pull_request_opened(Payload(event): Payload<PullRequestEvent>) -> String {
+    format!(
+        "pull request #{} opened: {}",
+        event.number, event.pull_request.title
+    )
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let addr: SocketAddr = match std::env::var("HOOKSERVER_ADDR") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
+            format!("HOOKSERVER_ADDR: expected an address such as 127.0.0.1:8000, got {v:?}")
+        })?,
+        _ => SocketAddr::from(([127, 0, 0, 1], 8000)),
+    };
+    let hooks = Hooks::new(config)
+        .hook(ping)
+        .hook(push)
+        .hook(pull_request_opened);
+    let app = axum::Router::new().merge(hooks.router("/hooks"));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!("listening on http://{addr}/hooks");
+    hookserver::serve(listener, app)
+        .await
+        .map_err(|e| format!("server failed: {e}"))
+}

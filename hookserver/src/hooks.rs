@@ -1,0 +1,271 @@
+//! `Hooks<S>`: the registry of handlers by event key, and `router(path)`.
+
+use crate::{
+    config::Config,
+    handler::{BoxedHandler, Handler, erase},
+    pipeline::{self, Pipeline},
+};
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    fmt,
+    sync::Arc,
+};
+
+/// A handler registered with the `#[hook("...")]` attribute.
+///
+/// The attribute turns `async fn on_push(...)` into a unit struct `on_push` that
+/// implements this trait; pass it to [`Hooks::hook`]. You do not implement it by
+/// hand: use [`Hooks::on`] for closures.
+pub trait Hook<S> {
+    /// The event keys this hook answers, as written in the attribute.
+    fn events(&self) -> &'static [&'static str];
+
+    /// Registers the handler under each of its keys.
+    fn register(self, hooks: Hooks<S>) -> Hooks<S>;
+}
+
+/// The registry: which handler answers which event, plus the configuration that
+/// guards them. Build it, then mount [`router`](Self::router) in an axum app.
+///
+/// ```
+/// use hookserver::{Config, Hooks, hook};
+///
+/// #[hook("ping")]
+/// async fn ping() -> &'static str { "pong" }
+///
+/// let hooks = Hooks::new(Config::new().secret("s").validate_ip(false))
+///     .hook(ping)
+///     .on("issues.opened", |issue: serde_json::Value| async move {
+///         format!("issue #{}", issue["issue"]["number"])
+///     });
+/// let app: axum::Router = axum::Router::new().merge(hooks.router("/hooks"));
+/// # drop(app);
+/// ```
+///
+/// Keys are `"event"`, `"event.action"` or `"*"`. A delivery goes to the most
+/// specific match: `event.action`, then `event`, then `*`. With none, it is answered
+/// `200 Hook not used`.
+pub struct Hooks<S = ()> {
+    config: Config,
+    state: S,
+    routes: Routes<S>,
+}
+
+impl<S> fmt::Debug for Hooks<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<String> = self.routes.keys().collect();
+        keys.sort();
+        f.debug_struct("Hooks")
+            .field("config", &self.config)
+            .field("keys", &keys)
+            .finish()
+    }
+}
+
+impl Hooks<()> {
+    /// A registry without application state.
+    ///
+    /// # Panics
+    /// When the configuration cannot work (see [`Config::check`]), most often
+    /// signature checking with no secret. [`Config::from_env`] reports the same
+    /// problems as an error instead.
+    #[track_caller]
+    pub fn new(config: Config) -> Self {
+        Self::with_state(config, ())
+    }
+}
+
+impl<S> Hooks<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    /// A registry whose handlers can take [`State<S>`](crate::State).
+    ///
+    /// # Panics
+    /// Like [`Hooks::new`], on a configuration that cannot work.
+    #[track_caller]
+    pub fn with_state(config: Config, state: S) -> Self {
+        if let Err(e) = config.check() {
+            panic!("invalid hookserver configuration: {e}");
+        }
+        Self {
+            config,
+            state,
+            routes: Routes::default(),
+        }
+    }
+
+    /// Registers a `#[hook]` handler under its keys.
+    ///
+    /// # Panics
+    /// When one of its keys already has a handler.
+    #[track_caller]
+    pub fn hook(self, hook: impl Hook<S>) -> Self {
+        hook.register(self)
+    }
+
+    /// Registers `handler` under `key`: `"push"`, `"pull_request.opened"` or `"*"`.
+    ///
+    /// # Panics
+    /// When `key` is malformed, or already has a handler
+    /// (`ping hook already registered`).
+    #[track_caller]
+    pub fn on<H, T>(mut self, key: &str, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        if !is_valid_key(key) {
+            panic!(
+                "invalid event key {key:?}: expected `event`, `event.action` \
+                 (lowercase letters, digits and `_`) or `*`"
+            );
+        }
+        if !self.routes.insert(key, erase(handler)) {
+            panic!("{key} hook already registered");
+        }
+        self
+    }
+
+    /// An axum router serving `POST path` (other methods: `405` with `Allow: POST`).
+    /// Merge or nest it in your app; wrap it in tower layers as you like.
+    ///
+    /// Source-IP checking needs the peer address: serve the app with
+    /// [`serve`](crate::serve), or with axum's
+    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    pub fn router(self, path: &str) -> axum::Router {
+        let pipeline = Pipeline::new(self.config, self.state, self.routes);
+        axum::Router::new()
+            .route(path, axum::routing::post(pipeline::deliver::<S>))
+            .with_state(Arc::new(pipeline))
+    }
+}
+
+/// `event`, `event.action` (each `[a-z0-9_]+`) or `*`.
+pub(crate) fn is_valid_key(key: &str) -> bool {
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    key == "*"
+        || match key.split_once('.') {
+            Some((event, action)) => word(event) && word(action),
+            None => word(key),
+        }
+}
+
+/// Handlers by event, then action; looked up without allocating.
+pub(crate) struct Routes<S> {
+    events: HashMap<Box<str>, EventRoutes<S>>,
+    any_event: Option<BoxedHandler<S>>,
+}
+
+struct EventRoutes<S> {
+    any_action: Option<BoxedHandler<S>>,
+    actions: HashMap<Box<str>, BoxedHandler<S>>,
+}
+
+impl<S> Default for Routes<S> {
+    fn default() -> Self {
+        Self {
+            events: HashMap::new(),
+            any_event: None,
+        }
+    }
+}
+
+impl<S> Routes<S> {
+    /// Adds a handler; false when the key is taken.
+    fn insert(&mut self, key: &str, handler: BoxedHandler<S>) -> bool {
+        let slot = if key == "*" {
+            &mut self.any_event
+        } else {
+            let (event, action) = match key.split_once('.') {
+                Some((event, action)) => (event, Some(action)),
+                None => (key, None),
+            };
+            let routes = self
+                .events
+                .entry(event.into())
+                .or_insert_with(|| EventRoutes {
+                    any_action: None,
+                    actions: HashMap::new(),
+                });
+            match action {
+                Some(action) => {
+                    return match routes.actions.entry(action.into()) {
+                        Entry::Occupied(_) => false,
+                        Entry::Vacant(slot) => {
+                            slot.insert(handler);
+                            true
+                        }
+                    };
+                }
+                None => &mut routes.any_action,
+            }
+        };
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(handler);
+        true
+    }
+
+    /// The most specific handler: `event.action`, then `event`, then `*`.
+    pub(crate) fn find(&self, event: &str, action: Option<&str>) -> Option<&BoxedHandler<S>> {
+        self.events
+            .get(event)
+            .and_then(|routes| {
+                action
+                    .and_then(|action| routes.actions.get(action))
+                    .or(routes.any_action.as_ref())
+            })
+            .or(self.any_event.as_ref())
+    }
+
+    fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        let events = self.events.iter().flat_map(|(event, routes)| {
+            let any = routes.any_action.as_ref().map(|_| event.to_string());
+            let actions = routes
+                .actions
+                .keys()
+                .map(move |action| format!("{event}.{action}"));
+            any.into_iter().chain(actions)
+        });
+        events.chain(self.any_event.as_ref().map(|_| "*".to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_grammar() {
+        for ok in [
+            "push",
+            "pull_request",
+            "pull_request.opened",
+            "*",
+            "a_1.b_2",
+            "check_run.completed",
+        ] {
+            assert!(is_valid_key(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Push",
+            "push.",
+            ".opened",
+            "a.b.c",
+            "pull-request",
+            "* ",
+            "push.*",
+            "*.opened",
+            "pu sh",
+        ] {
+            assert!(!is_valid_key(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,709 @@
+//! GitHub's `GET /meta` hook ranges: the client and its cache.
+//!
+//! The rules, each learned from a way Flask-Hookserver failed:
+//! - one list per router, parsed once into an [`AllowList`], read without a lock;
+//! - fresh for the TTL, then revalidated with `If-None-Match` (a `304` costs no rate
+//!   limit);
+//! - **single flight**: at most one request to GitHub at a time, however many
+//!   deliveries arrive; while it runs, deliveries use the current list if there is
+//!   one, and wait for it if there is none;
+//! - **stale-if-error**: when a refresh fails, the last good list is used for up to
+//!   `max_stale` past its freshness, with a warning;
+//! - failures are remembered: a rate limit blocks every request to GitHub until
+//!   `x-ratelimit-reset`/`retry-after`; any other failure backs off exponentially,
+//!   so an outage costs GitHub one request per back-off step, not one per delivery;
+//! - every request has a timeout, and an unusable answer is never cached.
+
+use crate::{config::Config, ip::AllowList, rejection::Rejection};
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode, header};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+use tokio::{sync::Mutex, time::Instant};
+
+/// The first pause after a failed fetch; it doubles with each further failure.
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// The first pause after a `403`/`429` without rate-limit headers: GitHub's advice
+/// for secondary rate limits is to wait at least a minute.
+const SECONDARY_LIMIT_BASE: Duration = Duration::from_secs(60);
+/// The longest pause between attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
+/// The largest `/meta` answer read (github.com's is a few hundred KB).
+const MAX_META_BYTES: usize = 8 * 1024 * 1024;
+
+/// The cached hook ranges of one router.
+pub(crate) struct MetaCache {
+    client: Result<reqwest::Client, String>,
+    url: String,
+    token: Option<String>,
+    ttl: Duration,
+    max_stale: Duration,
+    snapshot: ArcSwap<Snapshot>,
+    /// Held by the one refresh in flight.
+    refresh: Arc<Mutex<()>>,
+}
+
+/// What is known at one moment; replaced whole, never mutated.
+#[derive(Clone, Debug)]
+struct Snapshot {
+    list: Option<Arc<AllowList>>,
+    etag: Option<String>,
+    fresh_until: Instant,
+    /// The list may be used until then while refreshes fail.
+    stale_until: Instant,
+    /// No request to GitHub before this instant (rate limit or back-off).
+    retry_at: Option<Instant>,
+    /// The answer while no usable list exists.
+    failure: Rejection,
+    failures: u32,
+}
+
+impl Snapshot {
+    fn cold(now: Instant) -> Self {
+        Self {
+            list: None,
+            etag: None,
+            fresh_until: now,
+            stale_until: now,
+            retry_at: None,
+            failure: Rejection::GithubUnreachable,
+            failures: 0,
+        }
+    }
+
+    fn fresh(&self, now: Instant) -> Option<&Arc<AllowList>> {
+        self.list.as_ref().filter(|_| now < self.fresh_until)
+    }
+
+    fn usable(&self, now: Instant) -> Option<&Arc<AllowList>> {
+        self.list.as_ref().filter(|_| now < self.stale_until)
+    }
+
+    fn blocked(&self, now: Instant) -> bool {
+        self.retry_at.is_some_and(|at| now < at)
+    }
+
+    fn answer(&self, now: Instant) -> Result<Arc<AllowList>, Rejection> {
+        self.usable(now)
+            .cloned()
+            .ok_or_else(|| self.failure.clone())
+    }
+}
+
+/// How one request to `/meta` went.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Outcome {
+    /// A usable list.
+    Fetched {
+        list: AllowList,
+        etag: Option<String>,
+    },
+    /// `304`: the cached list is still current.
+    NotModified,
+    /// Rate limited: no request before `until`.
+    RateLimited { until: SystemTime },
+    /// Anything else; the next attempt waits at least `base` (doubling).
+    Failed { why: String, base: Duration },
+}
+
+impl MetaCache {
+    pub(crate) fn new(config: &Config) -> Self {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("hookserver/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.meta_timeout)
+            .connect_timeout(config.meta_timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"));
+        Self {
+            client,
+            url: format!("{}/meta", config.github_api_url.trim_end_matches('/')),
+            token: config.github_token.clone(),
+            ttl: config.meta_ttl,
+            max_stale: config.meta_max_stale,
+            snapshot: ArcSwap::from_pointee(Snapshot::cold(Instant::now())),
+            refresh: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Starts fetching the list in the background, so the first delivery does not
+    /// wait for it. Needs a running tokio runtime; without one it does nothing.
+    pub(crate) fn warm(self: &Arc<Self>) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let this = Arc::clone(self);
+            runtime.spawn(async move {
+                let _ = this.allow_list().await;
+            });
+        }
+    }
+
+    /// The current allow-list, fetching or revalidating it when due.
+    pub(crate) async fn allow_list(self: &Arc<Self>) -> Result<Arc<AllowList>, Rejection> {
+        let now = Instant::now();
+        let snapshot = self.snapshot.load();
+        if let Some(list) = snapshot.fresh(now) {
+            return Ok(Arc::clone(list));
+        }
+        if snapshot.blocked(now) {
+            return snapshot.answer(now);
+        }
+        if let Ok(guard) = Arc::clone(&self.refresh).try_lock_owned() {
+            // The refresh runs in its own task so that a delivery whose client hangs
+            // up cannot cancel it half-way.
+            let this = Arc::clone(self);
+            let _ = tokio::spawn(async move { this.refresh(guard).await }).await;
+            return self.snapshot.load().answer(Instant::now());
+        }
+        // Another delivery is refreshing: keep serving the current list, or wait
+        // for the refresh when there is none.
+        if let Some(list) = snapshot.usable(now) {
+            return Ok(Arc::clone(list));
+        }
+        drop(self.refresh.lock().await);
+        self.snapshot.load().answer(Instant::now())
+    }
+
+    async fn refresh(&self, _in_flight: tokio::sync::OwnedMutexGuard<()>) {
+        let previous = self.snapshot.load_full();
+        let now = Instant::now();
+        if previous.fresh(now).is_some() || previous.blocked(now) {
+            return; // a refresh that finished just before ours took the lock
+        }
+        let etag = previous.list.as_ref().and(previous.etag.as_deref());
+        let outcome = self.fetch(etag).await;
+        let next = apply(
+            &previous,
+            outcome,
+            Instant::now(),
+            SystemTime::now(),
+            self.ttl,
+            self.max_stale,
+        );
+        self.snapshot.store(Arc::new(next));
+    }
+
+    async fn fetch(&self, etag: Option<&str>) -> Outcome {
+        let client = match &self.client {
+            Ok(client) => client,
+            Err(why) => {
+                return Outcome::Failed {
+                    why: why.clone(),
+                    base: BACKOFF_BASE,
+                };
+            }
+        };
+        let mut request = client
+            .get(&self.url)
+            .header(header::ACCEPT, "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(etag) = etag {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                return Outcome::Failed {
+                    why: describe(&e),
+                    base: BACKOFF_BASE,
+                };
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = BytesMut::new();
+        if status == StatusCode::OK {
+            loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_META_BYTES => {
+                        body.extend_from_slice(&chunk)
+                    }
+                    Ok(Some(_)) => {
+                        let why = format!("answer larger than {MAX_META_BYTES} bytes");
+                        return Outcome::Failed {
+                            why,
+                            base: BACKOFF_BASE,
+                        };
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Outcome::Failed {
+                            why: describe(&e),
+                            base: BACKOFF_BASE,
+                        };
+                    }
+                }
+            }
+        }
+        classify(status, &headers, &body.freeze(), SystemTime::now())
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        // reqwest's messages name the URL, never the token.
+        e.to_string()
+    }
+}
+
+/// Reads an answer from `/meta`.
+pub(crate) fn classify(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &Bytes,
+    now: SystemTime,
+) -> Outcome {
+    match status {
+        StatusCode::OK => match parse_hooks(body) {
+            Ok(list) => {
+                let etag = headers
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Outcome::Fetched { list, etag }
+            }
+            Err(why) => Outcome::Failed {
+                why,
+                base: BACKOFF_BASE,
+            },
+        },
+        StatusCode::NOT_MODIFIED => Outcome::NotModified,
+        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+            match rate_limited_until(status, headers, now) {
+                Some(until) => Outcome::RateLimited { until },
+                None if status == StatusCode::SERVICE_UNAVAILABLE => Outcome::Failed {
+                    why: format!("status {status}"),
+                    base: BACKOFF_BASE,
+                },
+                None => Outcome::Failed {
+                    why: format!("status {status}"),
+                    base: SECONDARY_LIMIT_BASE,
+                },
+            }
+        }
+        _ => Outcome::Failed {
+            why: format!("status {status}"),
+            base: BACKOFF_BASE,
+        },
+    }
+}
+
+/// When a `403`/`429`/`503` says to come back: `x-ratelimit-reset` when
+/// `x-ratelimit-remaining` is 0 (403/429 only), `retry-after` in seconds or as an
+/// HTTP date; if both are given, the later.
+fn rate_limited_until(
+    status: StatusCode,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Option<SystemTime> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let reset = (status != StatusCode::SERVICE_UNAVAILABLE
+        && text("x-ratelimit-remaining") == Some("0"))
+    .then(|| text("x-ratelimit-reset")?.parse::<u64>().ok())
+    .flatten()
+    .map(|epoch| SystemTime::UNIX_EPOCH + Duration::from_secs(epoch));
+    let retry_after = text("retry-after").and_then(|v| match v.parse::<u64>() {
+        Ok(secs) => now.checked_add(Duration::from_secs(secs)),
+        Err(_) => httpdate::parse_http_date(v).ok(),
+    });
+    match (reset, retry_after) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The `hooks` list of a `/meta` answer. Every entry must be a valid CIDR and the
+/// list must not be empty; otherwise the answer is unusable as a whole.
+pub(crate) fn parse_hooks(body: &[u8]) -> Result<AllowList, String> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        hooks: Option<Vec<String>>,
+    }
+    let meta: Meta =
+        serde_json::from_slice(body).map_err(|e| format!("not the expected JSON: {e}"))?;
+    let hooks = meta.hooks.ok_or("the answer has no `hooks` list")?;
+    if hooks.is_empty() {
+        return Err("the `hooks` list is empty".to_owned());
+    }
+    let nets = hooks
+        .iter()
+        .map(|s| {
+            crate::config::parse_net(s.trim())
+                .ok_or_else(|| format!("`hooks` holds {s:?}, not a CIDR"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AllowList::new(nets))
+}
+
+/// The snapshot after `outcome`. Pure, so the policy is tested without a clock.
+fn apply(
+    previous: &Snapshot,
+    outcome: Outcome,
+    now: Instant,
+    wall_now: SystemTime,
+    ttl: Duration,
+    max_stale: Duration,
+) -> Snapshot {
+    let fresh = |list: Arc<AllowList>, etag: Option<String>| Snapshot {
+        list: Some(list),
+        etag,
+        fresh_until: now + ttl,
+        stale_until: now + ttl + max_stale,
+        retry_at: None,
+        failure: Rejection::GithubUnreachable,
+        failures: 0,
+    };
+    let outcome = match (outcome, &previous.list) {
+        (Outcome::NotModified, None) => Outcome::Failed {
+            why: "304 Not Modified with no list cached".into(),
+            base: BACKOFF_BASE,
+        },
+        (outcome, _) => outcome,
+    };
+    let (failure, wait, why) = match outcome {
+        Outcome::Fetched { list, etag } => {
+            tracing::debug!(ranges = list.len(), "fetched GitHub's hook ranges");
+            return fresh(Arc::new(list), etag);
+        }
+        Outcome::NotModified => {
+            let list = previous.list.clone().unwrap_or_default();
+            return fresh(list, previous.etag.clone());
+        }
+        Outcome::RateLimited { until } => {
+            let wait = until.duration_since(wall_now).unwrap_or_default();
+            let until = httpdate::fmt_http_date(until);
+            let why = format!("rate limited until {until}");
+            (Rejection::GithubRateLimited { until }, wait, why)
+        }
+        Outcome::Failed { why, base } => {
+            let wait = base
+                .saturating_mul(1 << previous.failures.min(16))
+                .min(BACKOFF_MAX);
+            (Rejection::GithubUnreachable, wait, why)
+        }
+    };
+    let next = Snapshot {
+        retry_at: Some(now + wait),
+        failure,
+        failures: previous.failures.saturating_add(1),
+        ..previous.clone()
+    };
+    if next.usable(now).is_some() {
+        tracing::warn!(
+            "could not refresh GitHub's hook ranges from /meta ({why}); using the last good list, \
+             next attempt in {}s",
+            wait.as_secs()
+        );
+    } else {
+        tracing::warn!(
+            "could not fetch GitHub's hook ranges from /meta ({why}); deliveries get 503, \
+             next attempt in {}s",
+            wait.as_secs()
+        );
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const HOOKS: &[u8] = br#"{"verifiable_password_authentication":false,"hooks":["192.30.252.0/22","185.199.108.0/22","140.82.112.0/20","143.55.64.0/20","2a0a:a440::/29","2606:50c0::/32"],"web":["1.2.3.4/32"]}"#;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn epoch(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn parses_githubs_answer() {
+        let list = parse_hooks(HOOKS).unwrap();
+        assert!(list.contains("192.30.252.1".parse().unwrap()));
+        assert!(list.contains("2606:50c0::1".parse().unwrap()));
+        assert!(
+            !list.contains("1.2.3.4".parse().unwrap()),
+            "only `hooks` counts"
+        );
+    }
+
+    #[test]
+    fn unusable_answers_are_errors() {
+        for (body, why) in [
+            (
+                &br#"{"hooks":["192.30.252.0/22","not a cidr"]}"#[..],
+                "not a CIDR",
+            ),
+            (br#"{"hooks":[]}"#, "empty"),
+            (br#"{"web":[]}"#, "no `hooks`"),
+            (br#"{"hooks":"192.30.252.0/22"}"#, "expected JSON"),
+            (br#"{"hooks":[1]}"#, "expected JSON"),
+            (b"<html>", "expected JSON"),
+            (b"", "expected JSON"),
+        ] {
+            let err = parse_hooks(body).unwrap_err();
+            assert!(
+                err.contains(why),
+                "{}: {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn classifies_rate_limits() {
+        let now = epoch(1_445_929_000);
+        let reset = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1445929478"),
+        ]);
+        for status in [StatusCode::FORBIDDEN, StatusCode::TOO_MANY_REQUESTS] {
+            assert_eq!(
+                classify(status, &reset, &Bytes::new(), now),
+                Outcome::RateLimited {
+                    until: epoch(1_445_929_478)
+                }
+            );
+        }
+        // Remaining above zero: not a primary rate limit.
+        let left = headers(&[
+            ("x-ratelimit-remaining", "5"),
+            ("x-ratelimit-reset", "1445929478"),
+        ]);
+        assert!(
+            matches!(classify(StatusCode::FORBIDDEN, &left, &Bytes::new(), now), Outcome::Failed { base, .. } if base == SECONDARY_LIMIT_BASE)
+        );
+        // retry-after, in seconds or as a date, on 403/429/503.
+        let secs = headers(&[("retry-after", "120")]);
+        for status in [
+            StatusCode::FORBIDDEN,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ] {
+            assert_eq!(
+                classify(status, &secs, &Bytes::new(), now),
+                Outcome::RateLimited {
+                    until: now + Duration::from_secs(120)
+                }
+            );
+        }
+        let date = headers(&[("retry-after", "Tue, 27 Oct 2015 07:04:38 GMT")]);
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS, &date, &Bytes::new(), now),
+            Outcome::RateLimited {
+                until: epoch(1_445_929_478)
+            }
+        );
+        // Both: the later instant wins, either way round.
+        let both = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1445929478"),
+            ("retry-after", "60"),
+        ]);
+        assert_eq!(
+            classify(StatusCode::FORBIDDEN, &both, &Bytes::new(), now),
+            Outcome::RateLimited {
+                until: epoch(1_445_929_478)
+            }
+        );
+        let both = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1445929010"),
+            ("retry-after", "60"),
+        ]);
+        assert_eq!(
+            classify(StatusCode::FORBIDDEN, &both, &Bytes::new(), now),
+            Outcome::RateLimited {
+                until: now + Duration::from_secs(60)
+            }
+        );
+        // 403 with nothing: a failure with the secondary-limit back-off.
+        assert!(
+            matches!(classify(StatusCode::FORBIDDEN, &HeaderMap::new(), &Bytes::new(), now), Outcome::Failed { base, .. } if base == SECONDARY_LIMIT_BASE)
+        );
+        assert!(
+            matches!(classify(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), &Bytes::new(), now), Outcome::Failed { base, .. } if base == BACKOFF_BASE)
+        );
+        assert!(matches!(
+            classify(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &reset,
+                &Bytes::new(),
+                now
+            ),
+            Outcome::Failed { .. }
+        ));
+        let garbage = headers(&[("retry-after", "soon")]);
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, &garbage, &Bytes::new(), now),
+            Outcome::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn classifies_success_and_not_modified() {
+        let h = headers(&[("etag", "W/\"abc\"")]);
+        match classify(
+            StatusCode::OK,
+            &h,
+            &Bytes::from_static(HOOKS),
+            SystemTime::now(),
+        ) {
+            Outcome::Fetched { list, etag } => {
+                assert_eq!(etag.as_deref(), Some("W/\"abc\""));
+                assert_eq!(list.len(), 6);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            classify(
+                StatusCode::NOT_MODIFIED,
+                &h,
+                &Bytes::new(),
+                SystemTime::now()
+            ),
+            Outcome::NotModified
+        );
+        assert!(matches!(
+            classify(
+                StatusCode::OK,
+                &h,
+                &Bytes::from_static(b"{}"),
+                SystemTime::now()
+            ),
+            Outcome::Failed { .. }
+        ));
+    }
+
+    const TTL: Duration = Duration::from_secs(60);
+    const STALE: Duration = Duration::from_secs(600);
+
+    fn fetched(now: Instant) -> Snapshot {
+        let outcome = Outcome::Fetched {
+            list: parse_hooks(HOOKS).unwrap(),
+            etag: Some("\"e1\"".into()),
+        };
+        apply(
+            &Snapshot::cold(now),
+            outcome,
+            now,
+            SystemTime::now(),
+            TTL,
+            STALE,
+        )
+    }
+
+    #[test]
+    fn fresh_then_stale_then_unusable() {
+        let t0 = Instant::now();
+        let s = fetched(t0);
+        assert!(s.fresh(t0).is_some() && s.fresh(t0 + TTL).is_none());
+        assert!(
+            s.usable(t0 + TTL + STALE - Duration::from_millis(1))
+                .is_some()
+        );
+        assert_eq!(
+            s.answer(t0 + TTL + STALE).unwrap_err(),
+            Rejection::GithubUnreachable
+        );
+    }
+
+    #[test]
+    fn not_modified_extends_freshness_and_keeps_the_etag() {
+        let t0 = Instant::now();
+        let s = fetched(t0);
+        let t1 = t0 + TTL * 2;
+        let s2 = apply(&s, Outcome::NotModified, t1, SystemTime::now(), TTL, STALE);
+        assert!(s2.fresh(t1 + TTL - Duration::from_millis(1)).is_some());
+        assert_eq!(s2.etag.as_deref(), Some("\"e1\""));
+        assert!(Arc::ptr_eq(
+            s2.list.as_ref().unwrap(),
+            s.list.as_ref().unwrap()
+        ));
+        // A 304 with nothing cached is a failure, not an empty list.
+        let cold = apply(
+            &Snapshot::cold(t0),
+            Outcome::NotModified,
+            t0,
+            SystemTime::now(),
+            TTL,
+            STALE,
+        );
+        assert!(cold.list.is_none() && cold.blocked(t0));
+    }
+
+    #[test]
+    fn failures_keep_the_old_list_and_back_off_exponentially() {
+        let t0 = Instant::now();
+        let mut s = fetched(t0);
+        let mut now = t0 + TTL;
+        let mut waits = Vec::new();
+        for _ in 0..11 {
+            s = apply(
+                &s,
+                Outcome::Failed {
+                    why: "500".into(),
+                    base: BACKOFF_BASE,
+                },
+                now,
+                SystemTime::now(),
+                TTL,
+                STALE,
+            );
+            let wait = s.retry_at.unwrap() - now;
+            waits.push(wait.as_secs());
+            assert!(s.blocked(now) && !s.blocked(now + wait));
+            now += wait;
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert!(s.list.is_some(), "the last good list is kept");
+        // A success resets the count.
+        let s = apply(&s, Outcome::NotModified, now, SystemTime::now(), TTL, STALE);
+        assert_eq!(s.failures, 0);
+        assert!(s.retry_at.is_none());
+    }
+
+    #[test]
+    fn rate_limit_blocks_until_reset_and_names_it() {
+        let t0 = Instant::now();
+        let wall = epoch(1_445_929_000);
+        let s = apply(
+            &Snapshot::cold(t0),
+            Outcome::RateLimited {
+                until: epoch(1_445_929_478),
+            },
+            t0,
+            wall,
+            TTL,
+            STALE,
+        );
+        assert!(s.blocked(t0 + Duration::from_secs(477)));
+        assert!(!s.blocked(t0 + Duration::from_secs(478)));
+        assert_eq!(
+            s.answer(t0).unwrap_err(),
+            Rejection::GithubRateLimited {
+                until: "Tue, 27 Oct 2015 07:04:38 GMT".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! Every early answer of the pipeline, over real loopback HTTP.
+
+use hookserver::{
+    Config, Hooks,
+    signature::{sign_sha1, sign_sha256},
+};
+use serde_json::Value;
+use tests::{EditHeaders, SECRET, TestServer, client, delivery, send};
+
+const PING: &str = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+
+fn config() -> Config {
+    Config::new().secret(SECRET).validate_ip(false)
+}
+
+async fn server(config: Config) -> TestServer {
+    TestServer::hooks(Hooks::new(config).on("ping", |_: Value| async { "pong" })).await
+}
+
+#[tokio::test]
+async fn a_signed_delivery_reaches_its_handler() {
+    let s = server(config()).await;
+    let (status, body) = send(delivery(&client(), &s.url(), "ping", PING)).await;
+    assert_eq!((status, body.as_str()), (200, "pong"));
+}
+
+#[tokio::test]
+async fn only_post_is_served() {
+    let s = server(config()).await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::HEAD,
+    ] {
+        let response = client()
+            .request(method.clone(), s.url())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{method}");
+        assert_eq!(response.headers()["allow"], "POST", "{method}");
+    }
+    let response = client()
+        .post(format!("{}/other", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn missing_signature_is_400() {
+    let s = server(config()).await;
+    let request = delivery(&client(), &s.url(), "ping", PING);
+    let mut request = request.build().unwrap();
+    request.headers_mut().remove("x-hub-signature-256");
+    let response = client().execute(request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(response.text().await.unwrap(), "Missing signature");
+}
+
+#[tokio::test]
+async fn wrong_or_malformed_signature_is_400() {
+    let s = server(config()).await;
+    let good = sign_sha256(SECRET.as_bytes(), PING.as_bytes());
+    let other_secret = sign_sha256(b"not the secret", PING.as_bytes());
+    let tampered_body = sign_sha256(SECRET.as_bytes(), b"{}");
+    for bad in [
+        other_secret.as_str(),
+        tampered_body.as_str(),
+        &good[7..], // no prefix
+        "sha256=",
+        "sha256=xyz",
+        "sha1=0123456789012345678901234567890123456789",
+        &good[..good.len() - 1],
+    ] {
+        let request =
+            delivery(&client(), &s.url(), "ping", PING).set_header("x-hub-signature-256", bad);
+        let (status, body) = send(request).await;
+        assert_eq!((status, body.as_str()), (400, "Wrong signature"), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn legacy_sha1_only_when_allowed() {
+    let sha1 = sign_sha1(SECRET.as_bytes(), PING.as_bytes());
+    let sha1_only = |url: &str| {
+        let mut request = delivery(&client(), url, "ping", PING)
+            .set_header("x-hub-signature", sha1.clone())
+            .build()
+            .unwrap();
+        request.headers_mut().remove("x-hub-signature-256");
+        request
+    };
+    let strict = server(config()).await;
+    let response = client().execute(sha1_only(&strict.url())).await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(response.text().await.unwrap(), "Missing signature");
+
+    let legacy = server(config().allow_sha1(true)).await;
+    let response = client().execute(sha1_only(&legacy.url())).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.text().await.unwrap(), "pong");
+}
+
+#[tokio::test]
+async fn any_configured_secret_is_accepted_during_rotation() {
+    let s = server(
+        Config::new()
+            .secret("new secret")
+            .secret(SECRET)
+            .validate_ip(false),
+    )
+    .await;
+    let (status, _) = send(delivery(&client(), &s.url(), "ping", PING)).await;
+    assert_eq!(status, 200);
+    let request = delivery(&client(), &s.url(), "ping", PING).set_header(
+        "x-hub-signature-256",
+        sign_sha256(b"new secret", PING.as_bytes()),
+    );
+    assert_eq!(send(request).await.0, 200);
+}
+
+#[tokio::test]
+async fn unsigned_deliveries_pass_only_with_checking_off() {
+    let s = server(Config::new().validate_signature(false).validate_ip(false)).await;
+    let request = client()
+        .post(s.url())
+        .set_header("x-github-event", "ping")
+        .set_header("x-github-delivery", "guid")
+        .set_header("content-type", "application/json")
+        .body(PING);
+    assert_eq!(send(request).await, (200, "pong".into()));
+}
+
+#[tokio::test]
+async fn missing_github_headers_are_400() {
+    let s = server(config()).await;
+    for (header, message) in [
+        ("x-github-event", "Missing header: X-GitHub-Event"),
+        ("x-github-delivery", "Missing header: X-GitHub-Delivery"),
+    ] {
+        let mut request = delivery(&client(), &s.url(), "ping", PING).build().unwrap();
+        request.headers_mut().remove(header);
+        let response = client().execute(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{header}");
+        assert_eq!(response.text().await.unwrap(), message);
+
+        let request = delivery(&client(), &s.url(), "ping", PING).set_header(header, "");
+        assert_eq!(
+            send(request).await,
+            (400, message.to_owned()),
+            "{header} empty"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_signature_is_checked_before_the_headers() {
+    // An unsigned request learns nothing about which headers we expect.
+    let s = server(config()).await;
+    let request = client()
+        .post(s.url())
+        .set_header("content-type", "application/json")
+        .body(PING);
+    assert_eq!(send(request).await, (400, "Missing signature".into()));
+}
+
+#[tokio::test]
+async fn content_types() {
+    let s = server(config()).await;
+    for ok in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/vnd.github+json",
+    ] {
+        let request = delivery(&client(), &s.url(), "ping", PING).set_header("content-type", ok);
+        assert_eq!(send(request).await, (200, "pong".into()), "{ok}");
+    }
+    for bad in [
+        "text/plain",
+        "application/xml",
+        "multipart/form-data; boundary=x",
+    ] {
+        let request = delivery(&client(), &s.url(), "ping", PING).set_header("content-type", bad);
+        let (status, body) = send(request).await;
+        assert_eq!(status, 415, "{bad}");
+        assert!(body.starts_with("Unsupported Content-Type"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn form_deliveries_are_signed_over_the_raw_body() {
+    let s = TestServer::hooks(
+        Hooks::new(config()).on("issues.opened", |p: Value| async move {
+            format!("issue {}", p["issue"]["number"])
+        }),
+    )
+    .await;
+    let json = r#"{"action":"opened","issue":{"number":7,"title":"a+b & c=d"}}"#;
+    let body: String = form_urlencoded(&[("payload", json)]);
+    let request = delivery(&client(), &s.url(), "issues", body.clone())
+        .set_header("content-type", "application/x-www-form-urlencoded");
+    assert_eq!(send(request).await, (200, "issue 7".into()));
+
+    // A signature over the decoded JSON instead of the raw body does not verify.
+    let request = delivery(&client(), &s.url(), "issues", body)
+        .set_header("content-type", "application/x-www-form-urlencoded")
+        .set_header(
+            "x-hub-signature-256",
+            sign_sha256(SECRET.as_bytes(), json.as_bytes()),
+        );
+    assert_eq!(send(request).await, (400, "Wrong signature".into()));
+
+    let request = delivery(&client(), &s.url(), "issues", "other=1")
+        .set_header("content-type", "application/x-www-form-urlencoded");
+    assert_eq!(
+        send(request).await,
+        (400, "Missing payload field in form body".into())
+    );
+}
+
+fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let enc = |s: &str| {
+                s.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                            (b as char).to_string()
+                        }
+                        b' ' => "+".to_string(),
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect::<String>()
+            };
+            format!("{}={}", enc(k), enc(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_a_json_object_are_400() {
+    let s = server(config()).await;
+    for bad in ["", "not json", "[1,2]", "{\"zen\":", "{} trailing"] {
+        let (status, body) = send(delivery(&client(), &s.url(), "ping", bad)).await;
+        assert_eq!(status, 400, "{bad:?}");
+        assert!(body.starts_with("Invalid JSON payload"), "{bad:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let s = server(config().body_limit(1024)).await;
+    let big = format!(r#"{{"zen":"{}"}}"#, "x".repeat(2000));
+    let (status, body) = send(delivery(&client(), &s.url(), "ping", big)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (413, "Payload too large: the limit is 1024 bytes")
+    );
+
+    // Without a Content-Length (chunked), the limit holds while streaming.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(vec![b' '; 800]), Ok(vec![b' '; 800])];
+    let stream = futures_util::stream::iter(chunks);
+    let request =
+        delivery(&client(), &s.url(), "ping", "").body(reqwest::Body::wrap_stream(stream));
+    let (status, _) = send(request).await;
+    assert_eq!(status, 413);
+
+    // Exactly at the limit is fine.
+    let at_limit = format!(r#"{{"zen":"{}"}}"#, "x".repeat(1024 - 10));
+    assert_eq!(at_limit.len(), 1024);
+    assert_eq!(
+        send(delivery(&client(), &s.url(), "ping", at_limit))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn error_bodies_are_plain_text() {
+    let s = server(config()).await;
+    let response = delivery(&client(), &s.url(), "ping", PING)
+        .set_header("x-hub-signature-256", "sha256=00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+}

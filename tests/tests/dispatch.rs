@@ -1,0 +1,264 @@
+//! Which handler answers, what it can ask for, and what happens when it fails.
+
+use bytes::Bytes;
+use hookserver::{Config, Delivery, Hooks, Payload, State};
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+use tests::{SECRET, TestServer, client, delivery, send};
+
+fn config() -> Config {
+    Config::new().secret(SECRET).validate_ip(false)
+}
+
+fn pr(action: &str) -> String {
+    format!(
+        r#"{{"action":"{action}","number":42,"pull_request":{{"title":"Fix it","draft":false}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn the_most_specific_handler_wins() {
+    let hooks = Hooks::new(config())
+        .on("pull_request.opened", |_: Value| async {
+            "pull_request.opened"
+        })
+        .on("pull_request", |_: Value| async { "pull_request" })
+        .on(
+            "*",
+            |d: Delivery| async move { format!("* ({})", d.event()) },
+        );
+    let s = TestServer::hooks(hooks).await;
+    let c = client();
+    let cases = [
+        ("pull_request", pr("opened"), "pull_request.opened"),
+        ("pull_request", pr("closed"), "pull_request"),
+        ("pull_request", r#"{"number":1}"#.to_owned(), "pull_request"),
+        ("issues", pr("opened"), "* (issues)"),
+        (
+            "push",
+            r#"{"ref":"refs/heads/main"}"#.to_owned(),
+            "* (push)",
+        ),
+    ];
+    for (event, body, want) in cases {
+        assert_eq!(
+            send(delivery(&c, &s.url(), event, body.clone())).await,
+            (200, want.to_owned()),
+            "{event} {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_action_handler_alone_does_not_catch_other_actions() {
+    let hooks = Hooks::new(config()).on("pull_request.opened", |_: Value| async { "opened" });
+    let s = TestServer::hooks(hooks).await;
+    let c = client();
+    assert_eq!(
+        send(delivery(&c, &s.url(), "pull_request", pr("opened"))).await,
+        (200, "opened".into())
+    );
+    assert_eq!(
+        send(delivery(&c, &s.url(), "pull_request", pr("closed"))).await,
+        (200, "Hook not used".into())
+    );
+    assert_eq!(
+        send(delivery(&c, &s.url(), "ping", "{}")).await,
+        (200, "Hook not used".into())
+    );
+}
+
+#[tokio::test]
+async fn handlers_choose_their_status_and_headers() {
+    let hooks = Hooks::new(config()).on("push", || async {
+        (
+            axum::http::StatusCode::ACCEPTED,
+            [("x-queued", "yes")],
+            "queued",
+        )
+    });
+    let s = TestServer::hooks(hooks).await;
+    let response = delivery(&client(), &s.url(), "push", "{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    assert_eq!(response.headers()["x-queued"], "yes");
+    assert_eq!(response.text().await.unwrap(), "queued");
+}
+
+#[tokio::test]
+async fn delivery_metadata_reaches_the_handler() {
+    let hooks = Hooks::new(config()).on("pull_request", |d: Delivery, raw: Bytes| async move {
+        format!(
+            "{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+            d.event(),
+            d.action(),
+            d.guid(),
+            d.hook_id(),
+            d.installation_target_type(),
+            d.installation_target_id(),
+            d.user_agent(),
+            raw.len(),
+            d.headers().contains_key("x-hub-signature-256"),
+        )
+    });
+    let s = TestServer::hooks(hooks).await;
+    let body = pr("synchronize");
+    let (status, text) = send(delivery(&client(), &s.url(), "pull_request", body.clone())).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        text,
+        format!(
+            "pull_request|Some(\"synchronize\")|72d3162e-cc78-11e3-81ab-4c9367dc0958|Some(292430182)|\
+             Some(\"repository\")|Some(79929171)|Some(\"GitHub-Hookshot/044aadd\")|{}|true",
+            body.len()
+        )
+    );
+}
+
+#[derive(Deserialize)]
+struct PullRequestEvent {
+    number: u64,
+    pull_request: PullRequest,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    title: String,
+    draft: bool,
+}
+
+#[tokio::test]
+async fn typed_payloads_and_their_mismatches() {
+    let hooks = Hooks::new(config()).on(
+        "pull_request",
+        |Payload(e): Payload<PullRequestEvent>| async move {
+            format!(
+                "#{} {} draft={}",
+                e.number, e.pull_request.title, e.pull_request.draft
+            )
+        },
+    );
+    let s = TestServer::hooks(hooks).await;
+    let c = client();
+    assert_eq!(
+        send(delivery(&c, &s.url(), "pull_request", pr("opened"))).await,
+        (200, "#42 Fix it draft=false".into())
+    );
+
+    let wrong_type = r#"{"number":"forty-two","pull_request":{"title":"t","draft":false}}"#;
+    let (status, body) = send(delivery(&c, &s.url(), "pull_request", wrong_type)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.starts_with("Payload does not match: number: invalid type: string"),
+        "{body}"
+    );
+
+    let missing = r#"{"number":1,"pull_request":{"title":"t"}}"#;
+    let (status, body) = send(delivery(&c, &s.url(), "pull_request", missing)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("pull_request: missing field `draft`"),
+        "{body}"
+    );
+}
+
+#[derive(Clone, Default)]
+struct App {
+    seen: Arc<AtomicUsize>,
+}
+
+#[tokio::test]
+async fn state_is_shared_with_handlers() {
+    let app = App::default();
+    let hooks = Hooks::with_state(config(), app.clone()).on(
+        "push",
+        |State(app): State<App>, _: Value| async move {
+            (app.seen.fetch_add(1, Ordering::SeqCst) + 1).to_string()
+        },
+    );
+    let s = TestServer::hooks(hooks).await;
+    let c = client();
+    for want in ["1", "2", "3"] {
+        assert_eq!(
+            send(delivery(&c, &s.url(), "push", "{}")).await,
+            (200, want.into())
+        );
+    }
+    assert_eq!(app.seen.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_and_the_server_keeps_serving() {
+    let hooks = Hooks::new(config())
+        .on("push", |_: Value| async {
+            panic!("handler bug") as &'static str
+        })
+        .on("ping", |_: Value| async { "pong" });
+    let s = TestServer::hooks(hooks).await;
+    let c = client();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (c, url) = (c.clone(), s.url());
+        tasks.push(tokio::spawn(async move {
+            let event = if i % 2 == 0 { "push" } else { "ping" };
+            (event, send(delivery(&c, &url, event, "{}")).await)
+        }));
+    }
+    for task in tasks {
+        match task.await.unwrap() {
+            ("push", answer) => assert_eq!(answer, (500, "Internal server error".into())),
+            (_, answer) => assert_eq!(answer, (200, "pong".into())),
+        }
+    }
+    assert_eq!(
+        send(delivery(&c, &s.url(), "ping", "{}")).await,
+        (200, "pong".into())
+    );
+}
+
+#[tokio::test]
+async fn a_handler_panicking_before_its_future_is_a_500() {
+    // A closure that panics while creating its future, not while running it.
+    let hooks = Hooks::new(config()).on("push", |_: Value| -> std::future::Ready<&'static str> {
+        panic!("sync bug")
+    });
+    let s = TestServer::hooks(hooks).await;
+    assert_eq!(
+        send(delivery(&client(), &s.url(), "push", "{}")).await,
+        (500, "Internal server error".into())
+    );
+}
+
+#[test]
+#[should_panic(expected = "ping hook already registered")]
+fn registering_a_key_twice_panics() {
+    let _ = Hooks::new(config())
+        .on("ping", || async { "a" })
+        .on("ping", || async { "b" });
+}
+
+#[test]
+#[should_panic(expected = "pull_request.opened hook already registered")]
+fn registering_an_action_twice_panics() {
+    let _ = Hooks::new(config())
+        .on("pull_request.opened", || async { "a" })
+        .on("pull_request.opened", || async { "b" });
+}
+
+#[test]
+#[should_panic(expected = "invalid event key \"Push\"")]
+fn a_malformed_key_panics() {
+    let _ = Hooks::new(config()).on("Push", || async { "a" });
+}
+
+#[test]
+#[should_panic(expected = "GITHUB_WEBHOOKS_KEY is not set")]
+fn a_registry_without_a_secret_refuses_to_start() {
+    let _ = Hooks::new(Config::new().validate_ip(false));
+}

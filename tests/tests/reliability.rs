@@ -1,0 +1,176 @@
+//! Slow clients, slow handlers and shutdown: the server stays healthy and loses
+//! nothing it acknowledged.
+
+use hookserver::{Config, Hooks, Server};
+use serde_json::Value;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use tests::{SECRET, TestServer, client, delivery, send};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::Notify,
+};
+
+fn config() -> Config {
+    Config::new().secret(SECRET).validate_ip(false)
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
+        .await
+        .expect("the server closed the connection");
+    out
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let hooks = Hooks::new(config()).on("ping", || async { "pong" });
+    let s = TestServer::start_with(
+        Server::new().header_timeout(Duration::from_secs(1)),
+        hooks.router("/hooks"),
+    )
+    .await;
+    let mut stream = TcpStream::connect(s.addr()).await.unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(b"POST /hooks HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: pi")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "cut after {took:?}, before the timeout"
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    // The server still answers others.
+    assert_eq!(
+        send(delivery(&client(), &s.url(), "ping", "{}")).await,
+        (200, "pong".into())
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_body_gets_408() {
+    let hooks =
+        Hooks::new(config().body_timeout(Duration::from_secs(1))).on("ping", || async { "pong" });
+    let s = TestServer::hooks(hooks).await;
+    let mut stream = TcpStream::connect(s.addr()).await.unwrap();
+    stream
+        .write_all(b"POST /hooks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"zen\":")
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf))
+        .await
+        .expect("answered")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.ends_with("Request body not received in time"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_handler_past_its_deadline_gets_503_and_the_server_stays_healthy() {
+    let hooks = Hooks::new(config().handler_timeout(Duration::from_secs(1)))
+        .on("push", || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            "never"
+        })
+        .on("ping", || async { "pong" });
+    let s = TestServer::hooks(hooks).await;
+    let c = client();
+    let slow: Vec<_> = (0..8)
+        .map(|_| {
+            let (c, url) = (c.clone(), s.url());
+            tokio::spawn(async move { send(delivery(&c, &url, "push", "{}")).await })
+        })
+        .collect();
+    assert_eq!(
+        send(delivery(&c, &s.url(), "ping", "{}")).await,
+        (200, "pong".into()),
+        "healthy while handlers hang"
+    );
+    for task in slow {
+        assert_eq!(task.await.unwrap(), (503, "Hook handler timed out".into()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_every_delivery_in_flight() {
+    let entered = Arc::new(AtomicUsize::new(0));
+    let all_in = Arc::new(Notify::new());
+    let hooks = {
+        let (entered, all_in) = (Arc::clone(&entered), Arc::clone(&all_in));
+        Hooks::new(config()).on("push", move |_: Value| {
+            let (entered, all_in) = (Arc::clone(&entered), Arc::clone(&all_in));
+            async move {
+                if entered.fetch_add(1, Ordering::SeqCst) + 1 == 10 {
+                    all_in.notify_one();
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                "done"
+            }
+        })
+    };
+    let s = TestServer::hooks(hooks).await;
+    let url = s.url();
+    let c = client();
+    let in_flight: Vec<_> = (0..10)
+        .map(|_| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move { send(delivery(&c, &url, "push", "{}")).await })
+        })
+        .collect();
+    all_in.notified().await; // every delivery is inside its handler
+    s.shut_down().await.unwrap();
+    for task in in_flight {
+        assert_eq!(task.await.unwrap(), (200, "done".into()));
+    }
+    // And nothing is accepted any more.
+    assert!(client().post(&url).send().await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_is_bounded_by_the_grace_period() {
+    let started = Arc::new(Notify::new());
+    let hooks = {
+        let started = Arc::clone(&started);
+        Hooks::new(config().handler_timeout(Duration::from_secs(3600))).on("push", move || {
+            let started = Arc::clone(&started);
+            async move {
+                started.notify_one();
+                std::future::pending::<()>().await;
+                "never"
+            }
+        })
+    };
+    let s = TestServer::start_with(
+        Server::new().shutdown_grace(Duration::from_secs(1)),
+        hooks.router("/hooks"),
+    )
+    .await;
+    let c = client();
+    let hung = tokio::spawn(send(delivery(&c, &s.url(), "push", "{}")));
+    started.notified().await;
+    let t = Instant::now();
+    s.shut_down().await.unwrap();
+    // Returns after the 1 s grace although the handler never ends (a loose bound).
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    hung.abort();
+}

@@ -1,0 +1,6 @@
+use hookserver::hook;
+
+#[hook("push", "ping", "push")]
+async fn on_push() {}
+
+fn main() {}

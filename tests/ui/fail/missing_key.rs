@@ -1,0 +1,6 @@
+use hookserver::hook;
+
+#[hook]
+async fn on_push() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use hookserver::hook;
+
+#[hook("push")]
+struct OnPush;
+
+fn main() {}
