@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Serves `POST /hooks` on `HOOKSERVER_ADDR` (default `127.0.0.1:8000`) and reads every
-//! other setting with `Config::from_env()` (see the README's configuration table).
+//! other setting with `Config::from_env()` and `Server::from_env()` (see the README's
+//! configuration table).
 //! `ping` answers `pong`; `push` answers with the delivery's GUID, its ref and commit
 //! count; `pull_request.opened` answers with the pull request's number; every other
 //! event gets `Hook not used`. Logs one line per delivery (`RUST_LOG` tunes it).
@@ -81,6 +82,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
+    let server = hookserver::Server::from_env().map_err(|e| e.to_string())?;
     let addr: SocketAddr = match std::env::var("HOOKSERVER_ADDR") {
         Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
             format!("HOOKSERVER_ADDR: expected an address such as 127.0.0.1:8000, got {v:?}")
@@ -96,7 +98,8 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!("listening on http://{addr}/hooks");
-    hookserver::serve(listener, app)
+    server
+        .serve(listener, app)
         .await
         .map_err(|e| format!("server failed: {e}"))
 }

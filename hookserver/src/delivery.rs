@@ -1,15 +1,20 @@
-//! One delivery: its headers checked, its payload located and its routing key read.
+//! One delivery: its headers checked, its payload located, its routing key read.
 //!
-//! Parsing here is pay-for-what-you-use: the payload is scanned once to check that
-//! it is a JSON object and to pull out its top-level `action` (all routing needs),
-//! without building a `serde_json::Value`. Handlers that want a `Value` or a typed
-//! payload parse the same bytes again, into exactly what they asked for.
+//! Pay for what you use: no `serde_json::Value` is built unless a handler asks for
+//! one. The top-level `action` (all routing needs) is read only when the event has
+//! action handlers, and the scan stops as soon as it is found (GitHub sends it
+//! first). Whether the payload is one JSON object is checked once: by the handler's
+//! own payload extractor when it has one, else by a scan that builds nothing.
 
 use crate::rejection::Rejection;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, header};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use std::{fmt, net::IpAddr, sync::Arc};
+use std::{
+    fmt,
+    net::IpAddr,
+    sync::{Arc, OnceLock},
+};
 
 const EVENT: &str = "x-github-event";
 const DELIVERY: &str = "x-github-delivery";
@@ -36,7 +41,8 @@ pub struct Delivery(Arc<Inner>);
 
 struct Inner {
     event: String,
-    action: Option<String>,
+    /// Read on first use: most deliveries never need it.
+    action: OnceLock<Option<String>>,
     guid: String,
     client_ip: Option<IpAddr>,
     headers: HeaderMap,
@@ -48,7 +54,7 @@ impl fmt::Debug for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Delivery")
             .field("event", &self.0.event)
-            .field("action", &self.0.action)
+            .field("action", &self.0.action.get())
             .field("guid", &self.0.guid)
             .field("client_ip", &self.0.client_ip)
             .field("body_len", &self.0.body.len())
@@ -64,7 +70,23 @@ impl Delivery {
 
     /// The payload's top-level `action` (e.g. `opened`), when it has a string one.
     pub fn action(&self) -> Option<&str> {
-        self.0.action.as_deref()
+        self.0
+            .action
+            .get_or_init(|| find_action(&self.0.payload))
+            .as_deref()
+    }
+
+    /// The action if it has been read already; never reads it.
+    pub(crate) fn known_action(&self) -> Option<&str> {
+        self.0.action.get().and_then(Option::as_deref)
+    }
+
+    /// Checks that the payload is one JSON object, building nothing; reads the
+    /// action on the way.
+    pub(crate) fn validate_payload(&self) -> Result<(), Rejection> {
+        let action = scan(&self.0.payload, Scan::Whole)?;
+        let _ = self.0.action.set(action);
+        Ok(())
     }
 
     /// The delivery's GUID from `X-GitHub-Delivery`. A redelivery keeps the same
@@ -138,10 +160,9 @@ impl Delivery {
             Format::Json => body.clone(),
             Format::Form => form_payload(&body)?,
         };
-        let action = routing_action(&payload)?;
         Ok(Self(Arc::new(Inner {
             event,
-            action,
+            action: OnceLock::new(),
             guid,
             client_ip,
             headers,
@@ -217,37 +238,66 @@ fn form_payload(body: &[u8]) -> Result<Bytes, Rejection> {
     found.map(Bytes::from).ok_or(Rejection::MissingPayloadField)
 }
 
-/// Validates that `payload` is one JSON object and returns its top-level `action`
-/// when that is a string. Everything else is skipped without being built.
-pub(crate) fn routing_action(payload: &[u8]) -> Result<Option<String>, Rejection> {
-    let mut de = serde_json::Deserializer::from_slice(payload);
-    let action = de
-        .deserialize_map(RoutingVisitor)
-        .and_then(|action| de.end().map(|()| action))
-        .map_err(|e| Rejection::InvalidJson(e.to_string()))?;
-    Ok(action)
+/// The top-level `action` when it is a string, reading no further than it; `None`
+/// when there is none or the JSON breaks before it.
+fn find_action(payload: &[u8]) -> Option<String> {
+    scan(payload, Scan::UntilAction).ok().flatten()
 }
 
-struct RoutingVisitor;
+#[derive(Clone, Copy, PartialEq)]
+enum Scan {
+    /// Validate the whole payload.
+    Whole,
+    /// Stop at the top-level `action`.
+    UntilAction,
+}
 
-impl<'de> Visitor<'de> for RoutingVisitor {
-    type Value = Option<String>;
+/// Scans `payload` as one JSON object without building it, returning its top-level
+/// string `action`. With [`Scan::UntilAction`] the scan stops at that key.
+fn scan(payload: &[u8], mode: Scan) -> Result<Option<String>, Rejection> {
+    let mut found = None;
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let visitor = ObjectVisitor {
+        mode,
+        found: &mut found,
+    };
+    let result = de.deserialize_map(visitor).and_then(|()| de.end());
+    match (result, found) {
+        (Ok(()), found) => Ok(found.flatten()),
+        // Stopped early on purpose: the JSON after the action was not read.
+        (Err(_), Some(action)) if mode == Scan::UntilAction => Ok(action),
+        (Err(e), _) => Err(Rejection::InvalidJson(e.to_string())),
+    }
+}
+
+/// Walks a JSON object; `found` is `Some(action)` once the `action` key was read.
+struct ObjectVisitor<'a> {
+    mode: Scan,
+    found: &'a mut Option<Option<String>>,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut action = None;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<TopLevelKey>()? {
             match key {
-                TopLevelKey::Action => action = map.next_value::<MaybeString>()?.0,
-                TopLevelKey::Other => {
+                TopLevelKey::Action if self.found.is_none() => {
+                    *self.found = Some(map.next_value::<MaybeString>()?.0);
+                    if self.mode == Scan::UntilAction {
+                        return Err(de::Error::custom("stopped at the action"));
+                    }
+                }
+                _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(action)
+        Ok(())
     }
 }
 
@@ -350,6 +400,7 @@ mod tests {
             br#"{"action":"opened","number":1,"pull_request":{"action":"nested"}}"#,
         );
         let d = Delivery::parse(github("application/json"), body.clone(), None).unwrap();
+        assert_eq!(d.0.action.get(), None, "not read until asked");
         assert_eq!(d.event(), "pull_request");
         assert_eq!(d.action(), Some("opened"));
         assert_eq!(d.guid(), "72d3162e-cc78-11e3-81ab-4c9367dc0958");
@@ -359,6 +410,34 @@ mod tests {
         assert_eq!(d.user_agent(), Some("GitHub-Hookshot/044aadd"));
         assert_eq!(d.payload(), &body);
         assert_eq!(d.body(), &body);
+    }
+
+    fn routing_action(payload: &[u8]) -> Result<Option<String>, Rejection> {
+        let whole = scan(payload, Scan::Whole);
+        if let Ok(action) = &whole {
+            assert_eq!(&find_action(payload), action, "early exit agrees");
+        }
+        whole
+    }
+
+    #[test]
+    fn the_action_scan_stops_at_the_action() {
+        // What follows the action is not read: routing does not pay for it.
+        assert_eq!(
+            find_action(br#"{"action":"opened","rest":[1,2,"#),
+            Some("opened".into())
+        );
+        assert_eq!(
+            find_action(br#"{"a":1,"action":"closed"} junk"#),
+            Some("closed".into())
+        );
+        assert_eq!(find_action(br#"{"a":[,"action":"x"}"#), None);
+        assert_eq!(find_action(b"[]"), None);
+        // Only the first `action` counts, in both modes.
+        assert_eq!(
+            routing_action(br#"{"action":"a","action":"b"}"#).unwrap(),
+            Some("a".into())
+        );
     }
 
     #[test]
@@ -455,13 +534,16 @@ mod tests {
             .unwrap_err();
             assert_eq!(err, Rejection::MissingPayloadField, "{bad:?}");
         }
-        let err = Delivery::parse(
+        let d = Delivery::parse(
             github("application/x-www-form-urlencoded"),
             Bytes::from_static(b"payload=nope"),
             None,
         )
-        .unwrap_err();
-        assert!(matches!(err, Rejection::InvalidJson(_)));
+        .unwrap();
+        assert!(matches!(
+            d.validate_payload(),
+            Err(Rejection::InvalidJson(_))
+        ));
     }
 
     #[test]

@@ -49,6 +49,12 @@ pub trait FromDelivery<S>: Sized {
     /// The answer when extraction fails; the handler is not called.
     type Rejection: IntoResponse;
 
+    /// `true` when extraction fails with `400` unless the payload is one valid JSON
+    /// object. A handler with such an argument lets hookserver skip its own
+    /// validation scan, so the payload is parsed once, not twice. Leave it `false`
+    /// unless that holds.
+    const VALIDATES_PAYLOAD: bool = false;
+
     /// Builds the argument.
     fn from_delivery(delivery: &Delivery, state: &S) -> Result<Self, Self::Rejection>;
 }

@@ -25,6 +25,10 @@ pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
     /// Extracts the arguments and starts the handler. An extraction failure is
     /// answered with its rejection and the function is not called.
     fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response>;
+
+    /// Whether one of the arguments fails unless the payload is valid JSON (see
+    /// [`FromDelivery::VALIDATES_PAYLOAD`]).
+    const VALIDATES_PAYLOAD: bool;
 }
 
 /// A handler with its argument types erased, as the registry stores it.
@@ -32,6 +36,7 @@ pub(crate) type BoxedHandler<S> = Arc<dyn ErasedHandler<S>>;
 
 pub(crate) trait ErasedHandler<S>: Send + Sync {
     fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response>;
+    fn validates_payload(&self) -> bool;
 }
 
 struct Erased<H, T> {
@@ -45,6 +50,10 @@ where
 {
     fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response> {
         self.handler.call(delivery, state)
+    }
+
+    fn validates_payload(&self) -> bool {
+        H::VALIDATES_PAYLOAD
     }
 }
 
@@ -69,6 +78,8 @@ macro_rules! impl_handler {
             Out: IntoResponse,
             $($arg: FromDelivery<S>,)*
         {
+            const VALIDATES_PAYLOAD: bool = false $(|| $arg::VALIDATES_PAYLOAD)*;
+
             #[allow(non_snake_case, unused_variables)]
             fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response> {
                 $(

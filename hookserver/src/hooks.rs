@@ -212,14 +212,22 @@ impl<S> Routes<S> {
         true
     }
 
-    /// The most specific handler: `event.action`, then `event`, then `*`.
-    pub(crate) fn find(&self, event: &str, action: Option<&str>) -> Option<&BoxedHandler<S>> {
+    /// The most specific handler: `event.action`, then `event`, then `*`. The
+    /// action is asked for only when the event has action handlers.
+    pub(crate) fn find<'a>(
+        &self,
+        event: &str,
+        action: impl FnOnce() -> Option<&'a str>,
+    ) -> Option<&BoxedHandler<S>> {
         self.events
             .get(event)
             .and_then(|routes| {
-                action
-                    .and_then(|action| routes.actions.get(action))
-                    .or(routes.any_action.as_ref())
+                let by_action = if routes.actions.is_empty() {
+                    None
+                } else {
+                    action().and_then(|action| routes.actions.get(action))
+                };
+                by_action.or(routes.any_action.as_ref())
             })
             .or(self.any_event.as_ref())
     }

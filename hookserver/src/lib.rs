@@ -92,5 +92,23 @@ pub use serve::{
 /// See [`hookserver_macros::hook`] for the full reference.
 pub use hookserver_macros::hook;
 
+/// Entry points for the fuzz targets and benchmarks; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    /// Parses the `hooks` list of a GitHub `/meta` answer, as the cache does.
+    pub fn parse_meta_hooks(body: &[u8]) -> Result<crate::AllowList, String> {
+        crate::meta::parse_hooks(body)
+    }
+
+    /// Checks a delivery's headers and payload as the pipeline does after the
+    /// signature: the routing action, or the rejection.
+    pub fn parse_delivery(
+        headers: http::HeaderMap,
+        body: bytes::Bytes,
+    ) -> Result<Option<String>, crate::Rejection> {
+        crate::Delivery::parse(headers, body, None).map(|d| d.action().map(str::to_owned))
+    }
+}
+
 /// Re-exported so users and generated code name the same `ipnet` version.
 pub use ipnet;

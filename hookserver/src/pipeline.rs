@@ -133,10 +133,18 @@ where
     }
 
     async fn dispatch(&self, delivery: Delivery) -> Response {
-        if let Some(action) = delivery.action() {
+        let handler = self.routes.find(delivery.event(), || delivery.action());
+        // A payload extractor checks the JSON as it parses it; otherwise scan it here
+        // (building nothing), so that broken JSON is a 400 whatever the handler takes.
+        if !handler.is_some_and(|h| h.validates_payload())
+            && let Err(rejection) = delivery.validate_payload()
+        {
+            return rejection.into_response();
+        }
+        if let Some(action) = delivery.known_action() {
             tracing::Span::current().record("action", action);
         }
-        let Some(handler) = self.routes.find(delivery.event(), delivery.action()) else {
+        let Some(handler) = handler else {
             tracing::debug!("no handler for this event");
             return (StatusCode::OK, "Hook not used").into_response();
         };

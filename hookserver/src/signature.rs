@@ -42,14 +42,14 @@ pub enum SignatureError {
 pub fn sign_sha256(secret: &[u8], body: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    format!("sha256={}", const_hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Computes the legacy `X-Hub-Signature` header value: `sha1=` followed by 40 hex digits.
 pub fn sign_sha1(secret: &[u8], body: &[u8]) -> String {
     let mut mac = HmacSha1::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
-    format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
+    format!("sha1={}", const_hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Verifies signature headers against a set of secrets.
@@ -145,7 +145,7 @@ fn verify_any<M: Mac + Clone>(
 fn parse_hex<const N: usize>(header: &[u8], prefix: &[u8]) -> Option<[u8; N]> {
     let digits = header.strip_prefix(prefix)?;
     let mut out = [0u8; N];
-    hex::decode_to_slice(digits, &mut out).ok()?;
+    const_hex::decode_to_slice(digits, &mut out).ok()?;
     Some(out)
 }
 

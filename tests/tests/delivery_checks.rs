@@ -242,13 +242,44 @@ fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+#[derive(serde::Deserialize)]
+struct Zen {
+    #[allow(dead_code)]
+    zen: Option<String>,
+}
+
 #[tokio::test]
-async fn bodies_that_are_not_a_json_object_are_400() {
-    let s = server(config()).await;
-    for bad in ["", "not json", "[1,2]", "{\"zen\":", "{} trailing"] {
-        let (status, body) = send(delivery(&client(), &s.url(), "ping", bad)).await;
-        assert_eq!(status, 400, "{bad:?}");
-        assert!(body.starts_with("Invalid JSON payload"), "{bad:?}: {body}");
+async fn bodies_that_are_not_a_json_object_are_400_whatever_the_handler_takes() {
+    // The payload is validated once: by the handler's payload extractor when it has
+    // one, by a scan otherwise. Each path must refuse broken JSON.
+    let hooks = Hooks::new(config())
+        .on("value", |_: Value| async { "ok" })
+        .on("typed", |_: hookserver::Payload<Zen>| async { "ok" })
+        .on("nothing", || async { "ok" })
+        .on("bytes", |_: bytes::Bytes| async { "ok" })
+        .on("optional", |_: Option<Value>| async { "ok" });
+    let s = TestServer::hooks(hooks).await;
+    for event in [
+        "value",
+        "typed",
+        "nothing",
+        "bytes",
+        "optional",
+        "unhandled",
+    ] {
+        for bad in ["", "not json", "{\"zen\":", "{} trailing", "{\"a\":1,}"] {
+            let (status, body) = send(delivery(&client(), &s.url(), event, bad)).await;
+            assert_eq!(status, 400, "{event} {bad:?}");
+            assert!(
+                body.starts_with("Invalid JSON payload"),
+                "{event} {bad:?}: {body}"
+            );
+        }
+        // Valid JSON that is not an object.
+        let (status, _) = send(delivery(&client(), &s.url(), event, "[1,2]")).await;
+        assert_eq!(status, 400, "{event} [1,2]");
+        let (status, _) = send(delivery(&client(), &s.url(), event, r#"{"zen":"x"}"#)).await;
+        assert_eq!(status, 200, "{event} valid");
     }
 }
 
