@@ -141,19 +141,28 @@ impl Server {
                 () = &mut signal => break,
             };
             let router = app.clone();
-            let service = hyper::service::service_fn(
-                move |mut request: http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    let mut router = router.clone();
-                    async move { router.call(request).await }
-                },
-            );
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let header_timeout = self.header_timeout;
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
+                // hyper's header timeout starts with the first byte; a client that
+                // connects and sends nothing must not hold the connection either.
+                let first_byte =
+                    tokio::time::timeout(header_timeout, stream.peek(&mut [0u8; 1])).await;
+                if !matches!(first_byte, Ok(Ok(1..))) {
+                    tracing::debug!(%peer, "closed a connection that sent nothing in time");
+                    return;
+                }
+                let service = hyper::service::service_fn(
+                    move |mut request: http::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        let mut router = router.clone();
+                        async move { router.call(request).await }
+                    },
+                );
+                let connection =
+                    builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(connection.into_owned()).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });

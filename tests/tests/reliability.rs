@@ -63,6 +63,49 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 }
 
 #[tokio::test]
+async fn a_client_that_connects_and_sends_nothing_is_cut_off() {
+    let hooks = Hooks::new(config()).on("ping", || async { "pong" });
+    let s = TestServer::start_with(
+        Server::new().header_timeout(Duration::from_secs(1)),
+        hooks.router("/hooks"),
+    )
+    .await;
+    let mut idle = TcpStream::connect(s.addr()).await.unwrap();
+    let started = Instant::now();
+    let _ = read_until_closed(&mut idle).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let hooks = Hooks::new(config()).on("ping", || async { "pong" });
+    let s = TestServer::start_with(
+        Server::new().header_timeout(Duration::from_secs(1)),
+        hooks.router("/hooks"),
+    )
+    .await;
+    let mut stream = TcpStream::connect(s.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /hooks HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 405"));
+    let started = Instant::now();
+    let _ = read_until_closed(&mut stream).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_client_that_trickles_its_body_gets_408() {
     let hooks =
         Hooks::new(config().body_timeout(Duration::from_secs(1))).on("ping", || async { "pong" });

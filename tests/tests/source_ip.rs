@@ -406,3 +406,36 @@ async fn warming_fetches_before_the_first_delivery() {
     assert_eq!(answer(&ping(&s).await), OK);
     assert_eq!(github.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_flapping_github_is_called_no_more_than_the_back_off_allows() {
+    let github = GithubStandIn::start(Reply::ranges_tagged(LOOPBACK, "\"v1\"")).await;
+    let s = server(config(&github).meta_ttl(Duration::from_secs(1))).await;
+    assert_eq!(answer(&ping(&s).await), OK);
+    github.set(Reply::raw(502, &[], "flap"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..5 {
+        assert_eq!(answer(&ping(&s).await), OK, "stale list while GitHub fails");
+    }
+    assert_eq!(github.hits(), 2);
+    // GitHub is back with a new list; the next attempt after the 1 s back-off sees it.
+    github.set(Reply::ranges_tagged(GITHUB, "\"v2\""));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        answer(&ping(&s).await),
+        (403, "Requests must originate from GitHub")
+    );
+    assert_eq!(github.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_slow_github_within_the_timeout_is_waited_for() {
+    let github = GithubStandIn::start(Reply::Slow(
+        Duration::from_millis(500),
+        Box::new(Reply::ranges(LOOPBACK)),
+    ))
+    .await;
+    let s = server(config(&github).meta_timeout(Duration::from_secs(3))).await;
+    assert_eq!(answer(&ping(&s).await), OK);
+    assert_eq!(github.hits(), 1);
+}
