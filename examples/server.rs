@@ -20,7 +20,11 @@
 use hookserver::{Config, Delivery, Hooks, Payload, hook};
 use serde::{Deserialize, de::IgnoredAny};
 use serde_json::Value;
-use std::{net::SocketAddr, process::ExitCode};
+use std::{
+    io::{BufWriter, IsTerminal},
+    net::SocketAddr,
+    process::ExitCode,
+};
 
 #[hook("ping")]
 async fn ping(_payload: Value) -> &'static str {
@@ -66,10 +70,20 @@ async fn pull_request_opened(Payload(event): Payload<PullRequestEvent>) -> Strin
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // One log line per delivery, written by a background thread that batches the
+    // lines under load (one write for many) and never drops one (backpressure
+    // instead): the delivery path formats, it does not wait on stdout.
+    let stdout = std::io::stdout();
+    let ansi = stdout.is_terminal();
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(BufWriter::with_capacity(64 * 1024, stdout));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(ansi)
+        .with_writer(writer)
         .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,9 @@
 //! - `router, signed`: the whole pipeline, as in production (IP check aside);
 //!
 //! each with a handler that takes a typed payload (only what it reads) and one
-//! that takes the whole `serde_json::Value`.
+//! that takes the whole `serde_json::Value`; and `floor`: a bare axum handler doing
+//! only HMAC + `serde_json::Value` (the load kit's axum floor), through the same
+//! `oneshot`, so the difference is hookserver's own cost.
 //!
 //! Run with: `cargo bench -p hookserver --bench delivery`
 
@@ -45,6 +47,31 @@ fn router(signed: bool) -> axum::Router {
         .router("/hooks")
 }
 
+/// The load kit's minimal receiver: HMAC-SHA256 + `serde_json::Value`, nothing else.
+fn floor() -> axum::Router {
+    use hmac::{Hmac, KeyInit, Mac};
+    let keyed =
+        std::sync::Arc::new(Hmac::<sha2::Sha256>::new_from_slice(payloads::SECRET).expect("key"));
+    let handler = move |headers: HeaderMap, body: bytes::Bytes| {
+        let keyed = keyed.clone();
+        async move {
+            let sig = headers
+                .get("x-hub-signature-256")
+                .expect("signed")
+                .as_bytes();
+            let mut expected = [0u8; 32];
+            const_hex::decode_to_slice(&sig[7..], &mut expected).expect("hex");
+            let mut mac = (*keyed).clone();
+            mac.update(&body);
+            mac.verify_slice(&expected).expect("valid");
+            let payload: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            black_box(payload.get("zen"));
+            "pong"
+        }
+    };
+    axum::Router::new().route("/hooks", axum::routing::post(handler))
+}
+
 fn request(event: &str, body: &[u8]) -> Request<Body> {
     Request::post("/hooks")
         .header("content-type", "application/json")
@@ -73,6 +100,17 @@ fn delivery(c: &mut Criterion) {
                 hookserver::__private::parse_delivery(headers.clone(), black_box(bytes.clone()))
                     .expect("valid")
             })
+        });
+        let floor = floor();
+        group.bench_function(format!("floor/{name}"), |b| {
+            b.to_async(&runtime).iter_batched(
+                || request("ping", &body),
+                |request| {
+                    let app = floor.clone();
+                    async move { app.oneshot(request).await.expect("infallible") }
+                },
+                criterion::BatchSize::SmallInput,
+            )
         });
         let events: &[&str] = if name.starts_with("ping") {
             &["ping"]

@@ -30,14 +30,25 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
     out
 }
 
+async fn one_second_header_timeout() -> TestServer {
+    let hooks = Hooks::new(config()).on("ping", || async { "pong" });
+    let server = Server::new().header_timeout(Duration::from_secs(1));
+    TestServer::start_with(server, hooks.router("/hooks")).await
+}
+
+/// The server closes `stream`, and not before the 1 s timeout.
+async fn assert_closed_after_the_timeout(stream: &mut TcpStream, since: Instant) {
+    let _ = read_until_closed(stream).await;
+    let took = since.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed after {took:?}, before the timeout"
+    );
+}
+
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
-    let hooks = Hooks::new(config()).on("ping", || async { "pong" });
-    let s = TestServer::start_with(
-        Server::new().header_timeout(Duration::from_secs(1)),
-        hooks.router("/hooks"),
-    )
-    .await;
+    let s = one_second_header_timeout().await;
     let mut stream = TcpStream::connect(s.addr()).await.unwrap();
     let started = Instant::now();
     stream
@@ -64,30 +75,15 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn a_client_that_connects_and_sends_nothing_is_cut_off() {
-    let hooks = Hooks::new(config()).on("ping", || async { "pong" });
-    let s = TestServer::start_with(
-        Server::new().header_timeout(Duration::from_secs(1)),
-        hooks.router("/hooks"),
-    )
-    .await;
+    let s = one_second_header_timeout().await;
     let mut idle = TcpStream::connect(s.addr()).await.unwrap();
     let started = Instant::now();
-    let _ = read_until_closed(&mut idle).await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_closed_after_the_timeout(&mut idle, started).await;
 }
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let hooks = Hooks::new(config()).on("ping", || async { "pong" });
-    let s = TestServer::start_with(
-        Server::new().header_timeout(Duration::from_secs(1)),
-        hooks.router("/hooks"),
-    )
-    .await;
+    let s = one_second_header_timeout().await;
     let mut stream = TcpStream::connect(s.addr()).await.unwrap();
     stream
         .write_all(b"GET /hooks HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -97,12 +93,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let n = stream.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 405"));
     let started = Instant::now();
-    let _ = read_until_closed(&mut stream).await;
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_closed_after_the_timeout(&mut stream, started).await;
 }
 
 #[tokio::test]
