@@ -11,7 +11,7 @@ use std::{
 
 /// The source-IP check of one router.
 pub(crate) struct SourceCheck {
-    trusted_proxies: Vec<IpNet>,
+    trusted_proxies: AllowList,
     allowed: Allowed,
 }
 
@@ -28,8 +28,9 @@ impl SourceCheck {
             Some(nets) => Allowed::Fixed(AllowList::new(nets.iter().copied())),
             None => Allowed::Meta(Arc::new(MetaCache::new(config))),
         };
+        let trusted_proxies = AllowList::new(config.trusted_proxies.iter().copied());
         Self {
-            trusted_proxies: config.trusted_proxies.clone(),
+            trusted_proxies,
             allowed,
         }
     }
@@ -77,10 +78,10 @@ impl SourceCheck {
 pub(crate) fn client_ip(
     peer: IpAddr,
     headers: &HeaderMap,
-    trusted: &[IpNet],
+    trusted: &AllowList,
 ) -> Result<IpAddr, Rejection> {
     let peer = peer.to_canonical();
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &IpAddr| trusted.contains(*ip);
     if !is_trusted(&peer) {
         return Ok(peer);
     }
@@ -127,18 +128,26 @@ pub struct AllowList {
 }
 
 impl AllowList {
-    /// The list of `nets`. IPv4-mapped IPv6 networks are stored as IPv4.
+    /// The list of `nets`. The IPv4-mapped part of an IPv6 network
+    /// (`::ffff:0:0/96`) is stored as IPv4, since lookups match mapped addresses as
+    /// IPv4.
     pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
+        const MAPPED_START: u128 = 0xffff_0000_0000;
+        const MAPPED_END: u128 = 0xffff_ffff_ffff;
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for net in nets {
             match net.trunc() {
                 IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
                 IpNet::V6(n) => {
-                    let (start, end) = (n.network(), n.broadcast());
-                    match (start.to_ipv4_mapped(), end.to_ipv4_mapped()) {
-                        (Some(s), Some(e)) => v4.push((u32::from(s), u32::from(e))),
-                        _ => v6.push((u128::from(start), u128::from(end))),
+                    let (start, end) = (u128::from(n.network()), u128::from(n.broadcast()));
+                    v6.push((start, end));
+                    // A wider net (`::/0`, `::ffff:0:0/95`) covers mapped addresses too.
+                    let (from, to) = (start.max(MAPPED_START), end.min(MAPPED_END));
+                    if from <= to {
+                        // In the mapped range, so both fit 32 bits after the subtraction.
+                        let low = |x: u128| u32::try_from(x - MAPPED_START).unwrap_or(u32::MAX);
+                        v4.push((low(from), low(to)));
                     }
                 }
             }
@@ -267,6 +276,35 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_nets_covering_mapped_addresses_match_them() {
+        // Found by property testing: a net wider than ::ffff:0:0/96 must cover the
+        // mapped addresses the narrower one covers.
+        for wide in [
+            "::/0",
+            "::ffff:0:0/95",
+            "::ffff:0:0/96",
+            "::ffff:1.2.0.0/112",
+        ] {
+            let list = AllowList::new(nets(&[wide]));
+            assert!(list.contains(ip("::ffff:1.2.3.4")), "{wide}");
+            assert!(list.contains(ip("1.2.3.4")), "{wide}");
+        }
+        let partial = AllowList::new(nets(&["::ffff:1.2.0.0/112"]));
+        assert!(!partial.contains(ip("1.3.0.0")));
+        assert!(!AllowList::new(nets(&["2001:db8::/32"])).contains(ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn trusted_proxies_written_as_mapped_addresses_match() {
+        let trusted = AllowList::new(nets(&["::ffff:10.0.0.0/104"]));
+        let h = xff(&["192.30.252.1"]);
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &h, &trusted).unwrap(),
+            ip("192.30.252.1")
+        );
+    }
+
+    #[test]
     fn merges_overlapping_and_adjacent_ranges() {
         let list = AllowList::new(nets(&[
             "10.0.0.0/24",
@@ -303,7 +341,7 @@ mod tests {
 
     #[test]
     fn forwarded_for_only_from_trusted_proxies() {
-        let trusted = nets(&["10.0.0.0/8"]);
+        let trusted = AllowList::new(nets(&["10.0.0.0/8"]));
         let claim = xff(&["192.30.252.1"]);
         // Untrusted peer: the header is ignored, even when it is garbage.
         assert_eq!(
@@ -315,7 +353,7 @@ mod tests {
             ip("203.0.113.9")
         );
         assert_eq!(
-            client_ip(ip("10.0.0.2"), &claim, &[]).unwrap(),
+            client_ip(ip("10.0.0.2"), &claim, &AllowList::default()).unwrap(),
             ip("10.0.0.2")
         );
         // Trusted peer: the header is believed.
@@ -332,7 +370,7 @@ mod tests {
 
     #[test]
     fn forwarded_for_rightmost_untrusted_wins() {
-        let trusted = nets(&["10.0.0.0/8"]);
+        let trusted = AllowList::new(nets(&["10.0.0.0/8"]));
         // A client can prepend anything; only what our proxies appended counts.
         let h = xff(&["192.30.252.1, 203.0.113.7, 10.1.1.1"]);
         assert_eq!(
@@ -355,7 +393,7 @@ mod tests {
 
     #[test]
     fn forwarded_for_forms_and_mapped_addresses() {
-        let trusted = nets(&["127.0.0.1/32", "::1/128"]);
+        let trusted = AllowList::new(nets(&["127.0.0.1/32", "::1/128"]));
         for (value, want) in [
             ("192.30.252.1:4711", "192.30.252.1"),
             ("[2a0a:a440::1]:443", "2a0a:a440::1"),
@@ -378,7 +416,7 @@ mod tests {
 
     #[test]
     fn unparsable_forwarded_for_is_a_400() {
-        let trusted = nets(&["127.0.0.1/32"]);
+        let trusted = AllowList::new(nets(&["127.0.0.1/32"]));
         for bad in [
             "github.com",
             "",

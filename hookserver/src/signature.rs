@@ -144,6 +144,11 @@ fn verify_any<M: Mac + Clone>(
 /// are both accepted; anything else (wrong prefix, length, characters) is `None`.
 fn parse_hex<const N: usize>(header: &[u8], prefix: &[u8]) -> Option<[u8; N]> {
     let digits = header.strip_prefix(prefix)?;
+    // Exactly 2N digits: the decoder would also accept a `0x` in front of them
+    // (found by fuzzing), which is not what GitHub sends.
+    if digits.len() != 2 * N {
+        return None;
+    }
     let mut out = [0u8; N];
     const_hex::decode_to_slice(digits, &mut out).ok()?;
     Some(out)
