@@ -72,11 +72,13 @@ async fn pull_request_opened(Payload(event): Payload<PullRequestEvent>) -> Strin
 async fn main() -> ExitCode {
     // One log line per delivery, written by a background thread that batches the
     // lines under load (one write for many) and never drops one (backpressure
-    // instead): the delivery path formats, it does not wait on stdout.
+    // instead): the delivery path formats, it does not wait on stdout. The queue
+    // holds 16,384 lines (the default 128,000 preallocates megabytes).
     let stdout = std::io::stdout();
     let ansi = stdout.is_terminal();
     let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(16 * 1024)
         .finish(BufWriter::with_capacity(64 * 1024, stdout));
     tracing_subscriber::fmt()
         .with_env_filter(
