@@ -324,3 +324,22 @@ fn edit(
     f(request.headers_mut());
     reqwest::RequestBuilder::from_parts(client, request)
 }
+
+/// Asserts that the stand-in was called `expected` times, allowing one more call per
+/// `window` (a TTL or back-off step) that elapsed since `since`: a loaded machine may
+/// stretch a test past a window, while a bug that calls GitHub once per delivery
+/// still fails.
+#[track_caller]
+pub fn assert_hits(
+    github: &GithubStandIn,
+    expected: usize,
+    since: std::time::Instant,
+    window: Duration,
+) {
+    let hits = github.hits();
+    let windows = (since.elapsed().as_secs_f64() / window.as_secs_f64()).floor() as usize;
+    assert!(
+        (expected..=expected + windows).contains(&hits),
+        "{hits} requests to GitHub, expected {expected} (+{windows} for the time that passed)"
+    );
+}
