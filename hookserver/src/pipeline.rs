@@ -61,6 +61,10 @@ impl<S> Pipeline<S> {
     }
 }
 
+fn as_str(value: &Option<http::HeaderValue>) -> Option<&str> {
+    value.as_ref().and_then(|v| v.to_str().ok())
+}
+
 /// The axum handler behind `POST path`.
 pub(crate) async fn deliver<S>(
     State(pipeline): State<Arc<Pipeline<S>>>,
@@ -71,26 +75,38 @@ where
 {
     let started = Instant::now();
     // The event and GUID as claimed by the headers, so that even a rejected delivery
-    // can be found in the logs (tracing escapes the values).
-    let span = {
-        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-        tracing::info_span!(
-            "delivery",
-            event = header("x-github-event"),
-            action = tracing::field::Empty,
-            guid = header("x-github-delivery"),
-        )
+    // can be found in the log (tracing escapes the values). Cloning a header value
+    // is a reference count.
+    let (event, guid) = {
+        let claimed = |name: &str| request.headers().get(name).cloned();
+        (claimed("x-github-event"), claimed("x-github-delivery"))
     };
-    let response = pipeline.run(request).instrument(span.clone()).await;
-    let status = response.status();
+    // The span puts the delivery around the handler's own log lines. It is at debug
+    // level because it costs more than the rest of a small delivery's pipeline:
+    // enable it with `RUST_LOG=info,hookserver=debug`. The one line per delivery
+    // below carries the same fields at info.
+    let span = tracing::debug_span!(
+        "delivery",
+        event = as_str(&event),
+        action = tracing::field::Empty,
+        guid = as_str(&guid),
+    );
+    let (response, delivery) = pipeline.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    let action = delivery.as_ref().and_then(Delivery::known_action);
+    let (event, guid) = (as_str(&event), as_str(&guid));
     span.in_scope(|| {
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        let status = status.as_u16();
         // A flood of bad requests must not drown the log: 4xx at debug.
+        macro_rules! answered {
+            ($level:ident) => {
+                tracing::$level!(event, action, guid, status, elapsed_us, "delivery answered")
+            };
+        }
         match status {
-            500.. => tracing::warn!(status, elapsed_us, "delivery answered"),
-            400..=499 => tracing::debug!(status, elapsed_us, "delivery answered"),
-            _ => tracing::info!(status, elapsed_us, "delivery answered"),
+            500.. => answered!(warn),
+            400..=499 => answered!(debug),
+            _ => answered!(info),
         }
     });
     response
@@ -100,10 +116,11 @@ impl<S> Pipeline<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    async fn run(&self, request: Request) -> Response {
+    /// The answer, and the delivery when it got that far.
+    async fn run(&self, request: Request) -> (Response, Option<Delivery>) {
         match self.accept(request).await {
-            Ok(delivery) => self.dispatch(delivery).await,
-            Err(rejection) => rejection.into_response(),
+            Ok(delivery) => (self.dispatch(&delivery).await, Some(delivery)),
+            Err(rejection) => (rejection.into_response(), None),
         }
     }
 
@@ -132,7 +149,7 @@ where
         Delivery::parse(parts.headers, body, client_ip)
     }
 
-    async fn dispatch(&self, delivery: Delivery) -> Response {
+    async fn dispatch(&self, delivery: &Delivery) -> Response {
         let handler = self.routes.find(delivery.event(), || delivery.action());
         // A payload extractor checks the JSON as it parses it; otherwise scan it here
         // (building nothing), so that broken JSON is a 400 whatever the handler takes.
@@ -151,7 +168,7 @@ where
         // A panic in the handler (while extracting or while running) is the handler's
         // bug: answer 500, log it, and keep the connection and the server alive.
         let call =
-            std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(&delivery, &self.state)));
+            std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(delivery, &self.state)));
         let outcome = match call {
             Ok(future) => {
                 let guarded = AssertUnwindSafe(future).catch_unwind();
