@@ -230,12 +230,12 @@ fn form_payload(body: &[u8]) -> Result<Bytes, Rejection> {
     for (key, value) in form_urlencoded::parse(body) {
         if key == "payload" {
             if found.is_some() {
-                return Err(Rejection::MissingPayloadField);
+                return Err(Rejection::FormPayloadField);
             }
             found = Some(value.into_owned());
         }
     }
-    found.map(Bytes::from).ok_or(Rejection::MissingPayloadField)
+    found.map(Bytes::from).ok_or(Rejection::FormPayloadField)
 }
 
 /// The top-level `action` when it is a string, reading no further than it; `None`
@@ -532,7 +532,7 @@ mod tests {
                 None,
             )
             .unwrap_err();
-            assert_eq!(err, Rejection::MissingPayloadField, "{bad:?}");
+            assert_eq!(err, Rejection::FormPayloadField, "{bad:?}");
         }
         let d = Delivery::parse(
             github("application/x-www-form-urlencoded"),

@@ -43,8 +43,8 @@ pub enum Rejection {
     InvalidHeader(&'static str),
     /// 415: the content type is neither JSON nor a form.
     UnsupportedContentType,
-    /// 400: a form delivery without its `payload` field (or with two).
-    MissingPayloadField,
+    /// 400: a form delivery without its `payload` field, or with more than one.
+    FormPayloadField,
     /// 400: the payload is not a JSON object.
     InvalidJson(String),
     /// 400: the payload is JSON, but not of the shape the handler asked for.
@@ -73,7 +73,7 @@ impl Rejection {
             | Self::WrongSignature
             | Self::MissingHeader(_)
             | Self::InvalidHeader(_)
-            | Self::MissingPayloadField
+            | Self::FormPayloadField
             | Self::InvalidJson(_)
             | Self::PayloadMismatch(_) => StatusCode::BAD_REQUEST,
         }
@@ -101,7 +101,7 @@ impl Rejection {
             Self::UnsupportedContentType => "Unsupported Content-Type: expected \
                  application/json or application/x-www-form-urlencoded"
                 .into(),
-            Self::MissingPayloadField => "Missing payload field in form body".into(),
+            Self::FormPayloadField => "Form body must carry exactly one payload field".into(),
             Self::InvalidJson(why) => format!("Invalid JSON payload: {why}").into(),
             Self::PayloadMismatch(why) => format!("Payload does not match: {why}").into(),
             Self::HandlerPanicked => "Internal server error".into(),

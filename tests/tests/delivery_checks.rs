@@ -213,12 +213,21 @@ async fn form_deliveries_are_signed_over_the_raw_body() {
         );
     assert_eq!(send(request).await, (400, "Wrong signature".into()));
 
-    let request = delivery(&client(), &s.url(), "issues", "other=1")
-        .set_header("content-type", "application/x-www-form-urlencoded");
-    assert_eq!(
-        send(request).await,
-        (400, "Missing payload field in form body".into())
+    // No payload field, or two (which one would the handler see?).
+    let two = format!(
+        "{}&{}",
+        form_urlencoded(&[("payload", json)]),
+        form_urlencoded(&[("payload", "{}")])
     );
+    for body in ["other=1".to_owned(), two] {
+        let request = delivery(&client(), &s.url(), "issues", body.clone())
+            .set_header("content-type", "application/x-www-form-urlencoded");
+        assert_eq!(
+            send(request).await,
+            (400, "Form body must carry exactly one payload field".into()),
+            "{body}"
+        );
+    }
 }
 
 fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
