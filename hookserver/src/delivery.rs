@@ -81,12 +81,37 @@ impl Delivery {
         self.0.action.get().and_then(Option::as_deref)
     }
 
+    /// The action for the log: the one already read, else the payload's first key
+    /// when that is `action` (where GitHub writes it). Reads one key at most, so a
+    /// delivery whose handler never needed the action does not pay a scan for it.
+    pub(crate) fn action_for_log(&self) -> Option<&str> {
+        if let Some(known) = self.0.action.get() {
+            return known.as_deref();
+        }
+        // The first key being `action` makes it the first `action`, which is what
+        // `action()` would find: storing it keeps the two in agreement.
+        let leading = probe_action(&self.0.payload, Probe::FirstKey)?;
+        self.0.action.get_or_init(|| Some(leading)).as_deref()
+    }
+
     /// Checks that the payload is one JSON object, building nothing; reads the
     /// action on the way.
     pub(crate) fn validate_payload(&self) -> Result<(), Rejection> {
-        let action = scan(&self.0.payload, Scan::Whole)?;
+        let action = validate(&self.0.payload)?;
         let _ = self.0.action.set(action);
         Ok(())
+    }
+
+    /// The answer to a payload an extractor could not take: `400 Invalid JSON
+    /// payload` with the scan's message when the payload is not one JSON object
+    /// (the same answer whatever the handler asks for), else `mismatch()`.
+    /// Extractors that set [`FromDelivery::VALIDATES_PAYLOAD`](crate::FromDelivery)
+    /// call it on their failure path, so that the happy path parses once.
+    pub(crate) fn payload_rejection(&self, mismatch: impl FnOnce() -> Rejection) -> Rejection {
+        match self.validate_payload() {
+            Err(invalid) => invalid,
+            Ok(()) => mismatch(),
+        }
     }
 
     /// The delivery's GUID from `X-GitHub-Delivery`. A redelivery keeps the same
@@ -241,33 +266,54 @@ fn form_payload(body: &[u8]) -> Result<Bytes, Rejection> {
 /// The top-level `action` when it is a string, reading no further than it; `None`
 /// when there is none or the JSON breaks before it.
 fn find_action(payload: &[u8]) -> Option<String> {
-    scan(payload, Scan::UntilAction).ok().flatten()
+    probe_action(payload, Probe::UntilAction)
+}
+
+/// How far a scan reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Scan {
+    /// The whole payload, validating it.
+    Whole,
+    /// Up to a probe's limit; what follows is not read.
+    Probe(Probe),
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Scan {
-    /// Validate the whole payload.
-    Whole,
+enum Probe {
     /// Stop at the top-level `action`.
     UntilAction,
+    /// Stop after the first key (and its value when the key is `action`).
+    FirstKey,
 }
 
-/// Scans `payload` as one JSON object without building it, returning its top-level
-/// string `action`. With [`Scan::UntilAction`] the scan stops at that key.
-fn scan(payload: &[u8], mode: Scan) -> Result<Option<String>, Rejection> {
+/// Checks that `payload` is one JSON object without building it, and returns its
+/// first top-level string `action`.
+fn validate(payload: &[u8]) -> Result<Option<String>, Rejection> {
     let mut found = None;
+    scan(payload, Scan::Whole, &mut found)
+        .map(|()| found.flatten())
+        .map_err(|e| Rejection::InvalidJson(e.to_string()))
+}
+
+/// The top-level string `action`, reading no further than `probe` says; `None`
+/// when it is not found there or the JSON breaks before it.
+fn probe_action(payload: &[u8], probe: Probe) -> Option<String> {
+    let mut found = None;
+    // A probe stops by failing on purpose; what it found before that stands.
+    let _ = scan(payload, Scan::Probe(probe), &mut found);
+    found.flatten()
+}
+
+/// Scans `payload` as one JSON object without building it; `found` becomes
+/// `Some(action)` when the first top-level `action` key is read.
+fn scan(
+    payload: &[u8],
+    mode: Scan,
+    found: &mut Option<Option<String>>,
+) -> Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(payload);
-    let visitor = ObjectVisitor {
-        mode,
-        found: &mut found,
-    };
-    let result = de.deserialize_map(visitor).and_then(|()| de.end());
-    match (result, found) {
-        (Ok(()), found) => Ok(found.flatten()),
-        // Stopped early on purpose: the JSON after the action was not read.
-        (Err(_), Some(action)) if mode == Scan::UntilAction => Ok(action),
-        (Err(e), _) => Err(Rejection::InvalidJson(e.to_string())),
-    }
+    let visitor = ObjectVisitor { mode, found };
+    de.deserialize_map(visitor).and_then(|()| de.end())
 }
 
 /// Walks a JSON object; `found` is `Some(action)` once the `action` key was read.
@@ -288,9 +334,12 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
             match key {
                 TopLevelKey::Action if self.found.is_none() => {
                     *self.found = Some(map.next_value::<MaybeString>()?.0);
-                    if self.mode == Scan::UntilAction {
+                    if let Scan::Probe(_) = self.mode {
                         return Err(de::Error::custom("stopped at the action"));
                     }
+                }
+                _ if self.mode == Scan::Probe(Probe::FirstKey) => {
+                    return Err(de::Error::custom("stopped after the first key"));
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -413,7 +462,7 @@ mod tests {
     }
 
     fn routing_action(payload: &[u8]) -> Result<Option<String>, Rejection> {
-        let whole = scan(payload, Scan::Whole);
+        let whole = validate(payload);
         if let Ok(action) = &whole {
             assert_eq!(&find_action(payload), action, "early exit agrees");
         }
@@ -438,6 +487,29 @@ mod tests {
             routing_action(br#"{"action":"a","action":"b"}"#).unwrap(),
             Some("a".into())
         );
+    }
+
+    #[test]
+    fn the_log_reads_the_action_only_where_github_writes_it() {
+        let parse = |body: &'static [u8]| {
+            Delivery::parse(github("application/json"), Bytes::from_static(body), None).unwrap()
+        };
+        let first = parse(br#"{"action":"opened","number":1,"rest":[1,2,"#);
+        assert_eq!(first.action_for_log(), Some("opened"));
+        assert_eq!(
+            first.known_action(),
+            Some("opened"),
+            "kept for the log line"
+        );
+        assert_eq!(first.action(), Some("opened"));
+        // Not the first key: the log does not scan for it, routing still finds it.
+        let later = parse(br#"{"number":1,"action":"closed"}"#);
+        assert_eq!(later.action_for_log(), None);
+        assert_eq!(later.known_action(), None, "nothing claimed");
+        assert_eq!(later.action(), Some("closed"));
+        assert_eq!(later.action_for_log(), Some("closed"), "once read, logged");
+        assert_eq!(parse(br#"{"action":7}"#).action_for_log(), None);
+        assert_eq!(parse(b"[]").action_for_log(), None);
     }
 
     #[test]

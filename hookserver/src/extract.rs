@@ -59,13 +59,21 @@ pub trait FromDelivery<S>: Sized {
     fn from_delivery(delivery: &Delivery, state: &S) -> Result<Self, Self::Rejection>;
 }
 
-/// The whole payload as a `serde_json::Value`.
+/// The whole payload as a `serde_json::Value` (always an object).
 impl<S> FromDelivery<S> for serde_json::Value {
     type Rejection = Rejection;
 
+    const VALIDATES_PAYLOAD: bool = true;
+
     fn from_delivery(delivery: &Delivery, _: &S) -> Result<Self, Rejection> {
-        serde_json::from_slice(delivery.payload())
-            .map_err(|e| Rejection::InvalidJson(e.to_string()))
+        match serde_json::from_slice::<serde_json::Value>(delivery.payload()) {
+            Ok(value) if value.is_object() => Ok(value),
+            // Not an object: the scan says why, in the words every handler gets.
+            Ok(_) => Err(delivery
+                .payload_rejection(|| Rejection::InvalidJson("expected a JSON object".into()))),
+            // Valid JSON that a `Value` cannot hold (a number beyond f64, say).
+            Err(e) => Err(delivery.payload_rejection(|| Rejection::InvalidJson(e.to_string()))),
+        }
     }
 }
 
@@ -116,11 +124,20 @@ impl<T> Payload<T> {
 impl<S, T: DeserializeOwned> FromDelivery<S> for Payload<T> {
     type Rejection = Rejection;
 
+    const VALIDATES_PAYLOAD: bool = true;
+
     fn from_delivery(delivery: &Delivery, _: &S) -> Result<Self, Rejection> {
-        let mut de = serde_json::Deserializer::from_slice(delivery.payload());
-        serde_path_to_error::deserialize(&mut de)
-            .map(Payload)
-            .map_err(|e| {
+        let payload = delivery.payload();
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        match serde_path_to_error::deserialize(&mut de) {
+            // serde_json builds structs from arrays too, and stops after one value:
+            // only one object, and nothing after it, is a payload.
+            Ok(value) if de.end().is_ok() && starts_an_object(payload) => Ok(Payload(value)),
+            Ok(_) => Err(delivery
+                .payload_rejection(|| Rejection::InvalidJson("expected one JSON object".into()))),
+            // Broken JSON gets the same answer as for any handler; JSON of another
+            // shape names the field that does not fit.
+            Err(e) => Err(delivery.payload_rejection(|| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 if path == "." {
@@ -128,8 +145,16 @@ impl<S, T: DeserializeOwned> FromDelivery<S> for Payload<T> {
                 } else {
                     Rejection::PayloadMismatch(format!("{path}: {inner}"))
                 }
-            })
+            })),
+        }
     }
+}
+
+/// Whether the first byte that is not JSON white space opens an object.
+fn starts_an_object(json: &[u8]) -> bool {
+    json.iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|&b| b == b'{')
 }
 
 impl<S> FromDelivery<S> for Delivery {
@@ -192,3 +217,13 @@ impl<S, T: FromDelivery<S>> FromDelivery<S> for Option<T> {
         Ok(T::from_delivery(delivery, state).ok())
     }
 }
+
+// The payload is parsed once only if the payload extractors say they validate it
+// (and those that accept anything say they do not); checked when the crate builds.
+const _: () = {
+    assert!(<serde_json::Value as FromDelivery<()>>::VALIDATES_PAYLOAD);
+    assert!(<Payload<serde_json::Value> as FromDelivery<()>>::VALIDATES_PAYLOAD);
+    assert!(!<Option<serde_json::Value> as FromDelivery<()>>::VALIDATES_PAYLOAD);
+    assert!(!<Delivery as FromDelivery<()>>::VALIDATES_PAYLOAD);
+    assert!(!<Bytes as FromDelivery<()>>::VALIDATES_PAYLOAD);
+};

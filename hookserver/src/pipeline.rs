@@ -158,7 +158,7 @@ where
         {
             return rejection.into_response();
         }
-        if let Some(action) = delivery.known_action() {
+        if let Some(action) = delivery.action_for_log() {
             tracing::Span::current().record("action", action);
         }
         let Some(handler) = handler else {

@@ -284,12 +284,32 @@ async fn bodies_that_are_not_a_json_object_are_400_whatever_the_handler_takes() 
                 "{event} {bad:?}: {body}"
             );
         }
-        // Valid JSON that is not an object.
-        let (status, _) = send(delivery(&client(), &s.url(), event, "[1,2]")).await;
-        assert_eq!(status, 400, "{event} [1,2]");
+        // Valid JSON that is not an object; `["x"]` would build a `Zen` (serde_json
+        // makes structs from arrays too).
+        for not_object in ["[1,2]", r#"["x"]"#, "\"zen\"", "null"] {
+            let (status, body) = send(delivery(&client(), &s.url(), event, not_object)).await;
+            assert_eq!(status, 400, "{event} {not_object}");
+            assert!(
+                body.starts_with("Invalid JSON payload"),
+                "{event} {not_object}: {body}"
+            );
+        }
         let (status, _) = send(delivery(&client(), &s.url(), event, r#"{"zen":"x"}"#)).await;
         assert_eq!(status, 200, "{event} valid");
+        let (status, _) = send(delivery(&client(), &s.url(), event, " {\"zen\":\"x\"}\n")).await;
+        assert_eq!(status, 200, "{event} valid, with white space around");
     }
+    // Well-formed JSON whose number a `Value` cannot hold: only the `Value` handler
+    // refuses it, and says why.
+    let huge = r#"{"zen":"x","n":1e400}"#;
+    let (status, body) = send(delivery(&client(), &s.url(), "value", huge)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.starts_with("Invalid JSON payload: number out of range"),
+        "{body}"
+    );
+    let (status, _) = send(delivery(&client(), &s.url(), "typed", huge)).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
