@@ -343,3 +343,37 @@ pub fn assert_hits(
         "{hits} requests to GitHub, expected {expected} (+{windows} for the time that passed)"
     );
 }
+
+/// Every line the process logs from now on, from the global `tracing` subscriber this
+/// installs (`level` and up, no colours). One per test binary: a second call panics.
+pub fn capture_logs(level: tracing::Level) -> CapturedLogs {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+    logs
+}
+
+/// The sink behind [`capture_logs`].
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// What has been logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

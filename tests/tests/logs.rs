@@ -3,24 +3,7 @@
 use hookserver::{Config, Hooks, Payload};
 use serde::Deserialize;
 use serde_json::Value;
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-use tests::{SECRET, TestServer, client, delivery, send};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use tests::{SECRET, TestServer, capture_logs, client, delivery, send};
 
 #[derive(Deserialize)]
 struct Issue {
@@ -30,13 +13,7 @@ struct Issue {
 
 #[tokio::test]
 async fn one_line_per_delivery_with_its_event_action_guid_and_status() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = capture_logs(tracing::Level::INFO);
     let hooks = Hooks::new(Config::new().secret(SECRET).validate_ip(false))
         .on("pull_request.opened", |_: Value| async {
             "routed by action"
@@ -60,7 +37,7 @@ async fn one_line_per_delivery_with_its_event_action_guid_and_status() {
         assert_eq!(status, want, "{event} {body}: {text}");
     }
     drop(s);
-    let logs = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("utf-8");
+    let logs = logs.text();
     let answered: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("delivery answered"))

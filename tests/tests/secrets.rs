@@ -7,37 +7,14 @@ use hookserver::{
     signature::{sign_sha1, sign_sha256},
 };
 use serde_json::Value;
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-use tests::{EditHeaders, GithubStandIn, Reply, TestServer, client};
+use tests::{EditHeaders, GithubStandIn, Reply, TestServer, capture_logs, client};
 
 const SECRET: &str = "hunter2-SUPER-secret-value";
 const TOKEN: &str = "ghp_T0KENvalue0123456789";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_token_or_mac_in_logs_or_answers() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = capture_logs(tracing::Level::TRACE);
 
     let github = GithubStandIn::start(Reply::raw(500, &[], "down")).await;
     let config = Config::new()
@@ -130,7 +107,7 @@ async fn no_secret_token_or_mac_in_logs_or_answers() {
         ));
     }
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     // The capture works, and saw the failures we caused.
     assert!(
         logs.contains("delivery answered"),
