@@ -90,7 +90,7 @@ impl Delivery {
         }
         // The first key being `action` makes it the first `action`, which is what
         // `action()` would find: storing it keeps the two in agreement.
-        let leading = probe_action(&self.0.payload, Probe::FirstKey)?;
+        let leading = leading_action(&self.0.payload)?;
         self.0.action.get_or_init(|| Some(leading)).as_deref()
     }
 
@@ -266,7 +266,23 @@ fn form_payload(body: &[u8]) -> Result<Bytes, Rejection> {
 /// The top-level `action` when it is a string, reading no further than it; `None`
 /// when there is none or the JSON breaks before it.
 fn find_action(payload: &[u8]) -> Option<String> {
-    probe_action(payload, Probe::UntilAction)
+    let mut found = None;
+    // The scan stops at the action by failing on purpose; what it found stands.
+    let _ = scan(payload, Scan::UntilAction, &mut found);
+    found.flatten()
+}
+
+/// The action when the payload opens with `{"action": <string>`, as GitHub writes
+/// it; `None` otherwise, without reading further. Only the log uses this, so it
+/// does not look for the key spelled with escapes (routing does).
+fn leading_action(payload: &[u8]) -> Option<String> {
+    fn after<'a>(json: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
+        json.trim_ascii_start().strip_prefix(token)
+    }
+    let value = after(after(after(payload, b"{")?, br#""action""#)?, b":")?;
+    <MaybeString as de::Deserialize>::deserialize(&mut serde_json::Deserializer::from_slice(value))
+        .ok()?
+        .0
 }
 
 /// How far a scan reads.
@@ -274,16 +290,8 @@ fn find_action(payload: &[u8]) -> Option<String> {
 enum Scan {
     /// The whole payload, validating it.
     Whole,
-    /// Up to a probe's limit; what follows is not read.
-    Probe(Probe),
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Probe {
-    /// Stop at the top-level `action`.
+    /// Up to the top-level `action`; what follows is not read.
     UntilAction,
-    /// Stop after the first key (and its value when the key is `action`).
-    FirstKey,
 }
 
 /// Checks that `payload` is one JSON object without building it, and returns its
@@ -293,15 +301,6 @@ fn validate(payload: &[u8]) -> Result<Option<String>, Rejection> {
     scan(payload, Scan::Whole, &mut found)
         .map(|()| found.flatten())
         .map_err(|e| Rejection::InvalidJson(e.to_string()))
-}
-
-/// The top-level string `action`, reading no further than `probe` says; `None`
-/// when it is not found there or the JSON breaks before it.
-fn probe_action(payload: &[u8], probe: Probe) -> Option<String> {
-    let mut found = None;
-    // A probe stops by failing on purpose; what it found before that stands.
-    let _ = scan(payload, Scan::Probe(probe), &mut found);
-    found.flatten()
 }
 
 /// Scans `payload` as one JSON object without building it; `found` becomes
@@ -334,12 +333,9 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
             match key {
                 TopLevelKey::Action if self.found.is_none() => {
                     *self.found = Some(map.next_value::<MaybeString>()?.0);
-                    if let Scan::Probe(_) = self.mode {
+                    if self.mode == Scan::UntilAction {
                         return Err(de::Error::custom("stopped at the action"));
                     }
-                }
-                _ if self.mode == Scan::Probe(Probe::FirstKey) => {
-                    return Err(de::Error::custom("stopped after the first key"));
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -510,6 +506,18 @@ mod tests {
         assert_eq!(later.action_for_log(), Some("closed"), "once read, logged");
         assert_eq!(parse(br#"{"action":7}"#).action_for_log(), None);
         assert_eq!(parse(b"[]").action_for_log(), None);
+        assert_eq!(
+            parse(b" \n{ \"action\" :\t\"synchronize\" ,\"number\":1}").action_for_log(),
+            Some("synchronize")
+        );
+        assert_eq!(
+            parse(br#"{"action":"a\"b","x":1}"#).action_for_log(),
+            Some("a\"b")
+        );
+        // The log does not look for escaped spellings; routing does.
+        let escaped = parse(br#"{"act\u0069on":"opened"}"#);
+        assert_eq!(escaped.action_for_log(), None);
+        assert_eq!(escaped.action(), Some("opened"));
     }
 
     #[test]
