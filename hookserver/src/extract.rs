@@ -150,11 +150,9 @@ impl<S, T: DeserializeOwned> FromDelivery<S> for Payload<T> {
     }
 }
 
-/// Whether the first byte that is not JSON white space opens an object.
+/// Whether the first byte that is not white space opens an object.
 fn starts_an_object(json: &[u8]) -> bool {
-    json.iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .is_some_and(|&b| b == b'{')
+    json.trim_ascii_start().starts_with(b"{")
 }
 
 impl<S> FromDelivery<S> for Delivery {
