@@ -362,9 +362,10 @@ pub fn capture_logs(level: tracing::Level) -> CapturedLogs {
 pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
 impl CapturedLogs {
-    /// What has been logged so far.
+    /// What has been logged so far. Panics if it is not UTF-8: a log line that is
+    /// not text is itself a finding.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+        String::from_utf8(self.0.lock().expect("log buffer").clone()).expect("logs are UTF-8")
     }
 }
 
