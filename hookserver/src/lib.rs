@@ -69,6 +69,7 @@ mod ip;
 mod meta;
 mod pipeline;
 mod rejection;
+mod routes;
 mod serve;
 pub mod signature;
 

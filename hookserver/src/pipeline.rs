@@ -5,7 +5,7 @@
 use crate::{
     config::Config,
     delivery::Delivery,
-    hooks::Routes,
+    routes::Routes,
     ip::SourceCheck,
     rejection::Rejection,
     signature::{SIGNATURE_256_HEADER, SIGNATURE_SHA1_HEADER, Verifier},
