@@ -5,7 +5,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
-use hookserver::signature::{Verifier, sign_sha256};
+use hookserver::signature::{Signatures, Verifier, sign_sha256};
 use sha2::Sha256;
 use std::hint::black_box;
 
@@ -30,7 +30,13 @@ fn signature(c: &mut Criterion) {
         group.bench_function(format!("verifier/{name}"), |b| {
             b.iter(|| {
                 verifier
-                    .verify(Some(black_box(header.as_bytes())), None, black_box(&body))
+                    .verify(
+                        black_box(&body),
+                        Signatures {
+                            sha256: Some(black_box(header.as_bytes())),
+                            sha1: None,
+                        },
+                    )
                     .expect("valid")
             })
         });

@@ -1,40 +1,59 @@
-//! `Config`: every setting, its default, and `Config::from_env()`.
+//! `Config`: the flat builder users see, and `Config::from_env()`.
+//!
+//! Behind the builder each concern owns its settings, next to the code that uses
+//! them: `signature::SignatureSettings`, `source::SourceSettings`,
+//! `meta::MetaSettings`, `body::BodySettings`, and the handler timeout. Each is
+//! checked by its own module, naming the builder method at fault; only
+//! [`Config::from_env`] turns those names into the environment variables.
 
+use crate::{
+    body::{self, BodySettings},
+    meta::{self, MetaSettings},
+    signature::{self, SignatureSettings},
+    source::{self, SourceSettings},
+};
 use ipnet::IpNet;
 use std::{fmt, time::Duration};
 
-/// The largest body accepted by default: 25 MiB, just above GitHub's 25 MB cap on
-/// payloads (GitHub does not deliver larger events at all).
-pub const DEFAULT_BODY_LIMIT: usize = 25 * 1024 * 1024;
+/// A setting's two names: the builder method and the environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Setting {
+    pub(crate) method: &'static str,
+    pub(crate) variable: &'static str,
+}
 
-/// GitHub's REST API on github.com.
-pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+impl Setting {
+    pub(crate) const fn new(method: &'static str, variable: &'static str) -> Self {
+        Self { method, variable }
+    }
+}
 
-/// How long a fetched `/meta` list is used before it is revalidated: 1 hour.
-///
-/// Unauthenticated, GitHub allows 60 API requests an hour per source IP, and that
-/// budget is shared with everything else on the host that calls the API without a
-/// token. One conditional request an hour costs at most 1 of those 60 (a `304` costs
-/// none), while GitHub changes its hook ranges a few times a year and announces
-/// changes ahead of time.
-pub const DEFAULT_META_TTL: Duration = Duration::from_secs(60 * 60);
+/// `HOOKSERVER_PREVIOUS_WEBHOOKS_KEY`: the second secret, while rotating.
+const PREVIOUS_SECRET: Setting = Setting::new("Config::secret", "HOOKSERVER_PREVIOUS_WEBHOOKS_KEY");
+/// `Config::handler_timeout` / `HOOKSERVER_HANDLER_TIMEOUT_SECS`.
+const HANDLER_TIMEOUT: Setting =
+    Setting::new("Config::handler_timeout", "HOOKSERVER_HANDLER_TIMEOUT_SECS");
 
-/// How long past its freshness the last good `/meta` list is still used while
-/// refreshes fail: 24 hours.
-pub const DEFAULT_META_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// How long one request to GitHub's `/meta` may take before it counts as failed.
-/// Well under GitHub's 10 s delivery timeout, so a hanging API turns into a 503 that
-/// GitHub records, not a delivery that times out.
-pub const DEFAULT_META_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long a client may take to send the request body: 10 s, GitHub's own
-/// delivery timeout (a delivery slower than that has failed on GitHub's side anyway).
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a handler may run before the delivery is answered `503`: 8 s, below
-/// GitHub's 10 s delivery timeout so GitHub records our answer, not its timeout.
-pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(8);
+/// Every setting `from_env` reads, so an error found by a module's check can be
+/// renamed after the variable.
+const SETTINGS: &[Setting] = &[
+    signature::SECRET,
+    signature::VALIDATE_SIGNATURE,
+    signature::ALLOW_SHA1,
+    source::VALIDATE_IP,
+    source::TRUSTED_PROXIES,
+    source::ALLOWED_IPS,
+    meta::API_URL,
+    meta::TOKEN,
+    meta::TTL,
+    meta::MAX_STALE,
+    meta::TIMEOUT,
+    meta::WARM,
+    body::BODY_LIMIT,
+    body::BODY_TIMEOUT,
+    body::MAX_BUFFERED,
+    HANDLER_TIMEOUT,
+];
 
 /// Every setting of a [`Hooks`](crate::Hooks) registry.
 ///
@@ -51,22 +70,12 @@ pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(8);
 /// ```
 ///
 /// Secrets and the GitHub token never appear in `Debug` output.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    pub(crate) secrets: Vec<Vec<u8>>,
-    pub(crate) validate_signature: bool,
-    pub(crate) validate_ip: bool,
-    pub(crate) allow_sha1: bool,
-    pub(crate) body_limit: usize,
-    pub(crate) github_api_url: String,
-    pub(crate) github_token: Option<String>,
-    pub(crate) trusted_proxies: Vec<IpNet>,
-    pub(crate) allowed_ips: Option<Vec<IpNet>>,
-    pub(crate) meta_ttl: Duration,
-    pub(crate) meta_max_stale: Duration,
-    pub(crate) meta_timeout: Duration,
-    pub(crate) meta_warm: bool,
-    pub(crate) body_timeout: Duration,
+    pub(crate) signature: SignatureSettings,
+    pub(crate) source: SourceSettings,
+    pub(crate) meta: MetaSettings,
+    pub(crate) body: BodySettings,
     pub(crate) handler_timeout: Duration,
 }
 
@@ -79,111 +88,133 @@ impl Default for Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field(
-                "secrets",
-                &format_args!("[{} redacted]", self.secrets.len()),
-            )
-            .field("validate_signature", &self.validate_signature)
-            .field("validate_ip", &self.validate_ip)
-            .field("allow_sha1", &self.allow_sha1)
-            .field("body_limit", &self.body_limit)
-            .field("github_api_url", &self.github_api_url)
-            .field(
-                "github_token",
-                &self
-                    .github_token
-                    .as_ref()
-                    .map(|_| format_args!("[redacted]")),
-            )
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("allowed_ips", &self.allowed_ips)
-            .field("meta_ttl", &self.meta_ttl)
-            .field("meta_max_stale", &self.meta_max_stale)
-            .field("meta_timeout", &self.meta_timeout)
-            .field("meta_warm", &self.meta_warm)
-            .field("body_timeout", &self.body_timeout)
+            .field("signature", &self.signature)
+            .field("source", &self.source)
+            .field("meta", &self.meta)
+            .field("body", &self.body)
             .field("handler_timeout", &self.handler_timeout)
             .finish()
     }
 }
 
 impl Config {
+    /// The largest body accepted by default: 25 MiB, just above GitHub's 25 MB cap
+    /// on payloads (GitHub does not deliver larger events at all).
+    pub const DEFAULT_BODY_LIMIT: usize = BodySettings::DEFAULT_LIMIT;
+
+    /// How many bytes the bodies of all deliveries being received may hold together
+    /// by default: 256 MiB. Bodies are buffered before their signature can be
+    /// checked, so this is what unsigned senders can make the server hold at most.
+    pub const DEFAULT_MAX_BUFFERED_BYTES: usize = BodySettings::DEFAULT_MAX_BUFFERED;
+
+    /// How long a client may take to send the request body: 10 s, GitHub's own
+    /// delivery timeout (a delivery slower than that has failed on GitHub's side).
+    pub const DEFAULT_BODY_TIMEOUT: Duration = BodySettings::DEFAULT_TIMEOUT;
+
+    /// How long a handler may run before the delivery is answered `503`: 8 s, below
+    /// GitHub's 10 s delivery timeout so GitHub records our answer, not its timeout.
+    pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(8);
+
+    /// GitHub's REST API on github.com.
+    pub const DEFAULT_GITHUB_API_URL: &str = MetaSettings::DEFAULT_API_URL;
+
+    /// How long a fetched `/meta` list is used before it is revalidated: 1 hour.
+    ///
+    /// Unauthenticated, GitHub allows 60 API requests an hour per source IP, and
+    /// that budget is shared with everything else on the host that calls the API
+    /// without a token. One conditional request an hour costs at most 1 of those 60
+    /// (a `304` costs none), while GitHub changes its hook ranges a few times a year
+    /// and announces changes ahead of time.
+    pub const DEFAULT_META_TTL: Duration = MetaSettings::DEFAULT_TTL;
+
+    /// How long past its freshness the last good `/meta` list is still used while
+    /// refreshes fail: 24 hours.
+    pub const DEFAULT_META_MAX_STALE: Duration = MetaSettings::DEFAULT_MAX_STALE;
+
+    /// How long one request to GitHub's `/meta` may take before it counts as
+    /// failed: 5 s, well under GitHub's 10 s delivery timeout, so a hanging API
+    /// turns into a `503` that GitHub records, not a delivery that times out.
+    pub const DEFAULT_META_TIMEOUT: Duration = MetaSettings::DEFAULT_TIMEOUT;
+
     /// The defaults: signature and source-IP checks on, SHA-1 signatures refused,
     /// 25 MiB body limit, github.com's API, no secret yet (add one with
     /// [`secret`](Self::secret) or turn signature checking off).
     pub fn new() -> Self {
         Self {
-            secrets: Vec::new(),
-            validate_signature: true,
-            validate_ip: true,
-            allow_sha1: false,
-            body_limit: DEFAULT_BODY_LIMIT,
-            github_api_url: DEFAULT_GITHUB_API_URL.to_owned(),
-            github_token: None,
-            trusted_proxies: Vec::new(),
-            allowed_ips: None,
-            meta_ttl: DEFAULT_META_TTL,
-            meta_max_stale: DEFAULT_META_MAX_STALE,
-            meta_timeout: DEFAULT_META_TIMEOUT,
-            meta_warm: false,
-            body_timeout: DEFAULT_BODY_TIMEOUT,
-            handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+            signature: SignatureSettings::default(),
+            source: SourceSettings::default(),
+            meta: MetaSettings::default(),
+            body: BodySettings {
+                limit: Self::DEFAULT_BODY_LIMIT,
+                timeout: Self::DEFAULT_BODY_TIMEOUT,
+                max_buffered: Self::DEFAULT_MAX_BUFFERED_BYTES,
+            },
+            handler_timeout: Self::DEFAULT_HANDLER_TIMEOUT,
         }
     }
 
     /// Adds a webhook secret. Call it again to accept a second secret while you
     /// rotate: a delivery signed with any of them is accepted.
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
-        self.secrets.push(secret.as_ref().to_vec());
+        self.signature.secrets.push(secret.as_ref().to_vec());
         self
     }
 
     /// Whether deliveries must carry a valid signature (default `true`).
     /// Turning it off accepts unsigned deliveries from anyone who can reach you.
     pub fn validate_signature(mut self, on: bool) -> Self {
-        self.validate_signature = on;
+        self.signature.validate = on;
         self
     }
 
     /// Whether deliveries must come from GitHub's published hook addresses
     /// (default `true`).
     pub fn validate_ip(mut self, on: bool) -> Self {
-        self.validate_ip = on;
+        self.source.validate = on;
         self
     }
 
     /// Whether the legacy `X-Hub-Signature` (HMAC-SHA1) header is accepted when
     /// `X-Hub-Signature-256` is absent (default `false`).
     pub fn allow_sha1(mut self, on: bool) -> Self {
-        self.allow_sha1 = on;
+        self.signature.allow_sha1 = on;
         self
     }
 
-    /// The largest request body accepted, in bytes (default 25 MiB); larger ones
-    /// get `413`.
+    /// The largest request body accepted, in bytes (default
+    /// [`DEFAULT_BODY_LIMIT`](Self::DEFAULT_BODY_LIMIT)); larger ones get `413`.
     pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
+        self.body.limit = bytes;
+        self
+    }
+
+    /// How many bytes the bodies of all deliveries being received may hold together
+    /// (default [`DEFAULT_MAX_BUFFERED_BYTES`](Self::DEFAULT_MAX_BUFFERED_BYTES)). A
+    /// delivery that finds the budget full waits up to 2 s for room, then gets
+    /// `503` with `Retry-After`. At least the body limit.
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.body.max_buffered = bytes;
         self
     }
 
     /// The base URL of GitHub's REST API (default `https://api.github.com`; on
     /// GitHub Enterprise Server `https://HOST/api/v3`). `/meta` is fetched below it.
     pub fn github_api_url(mut self, url: impl Into<String>) -> Self {
-        self.github_api_url = url.into();
+        self.meta.api_url = url.into();
         self
     }
 
     /// A token sent as `Authorization: Bearer` when fetching `/meta`, which raises
     /// GitHub's rate limit from 60 to 5,000 requests an hour.
     pub fn github_token(mut self, token: impl Into<String>) -> Self {
-        self.github_token = Some(token.into());
+        self.meta.token = Some(token.into());
         self
     }
 
     /// Proxies whose `X-Forwarded-For` header is believed (default: none, so the
     /// header is ignored and the socket peer is the client).
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpNet>) -> Self {
-        self.trusted_proxies = proxies.into_iter().collect();
+        self.source.trusted_proxies = proxies.into_iter().collect();
         self
     }
 
@@ -191,47 +222,49 @@ impl Config {
     /// Enterprise Server installs that do not publish hook ranges, and hosts that
     /// cannot reach the API).
     pub fn allowed_ips(mut self, ranges: impl IntoIterator<Item = IpNet>) -> Self {
-        self.allowed_ips = Some(ranges.into_iter().collect());
+        self.source.allowed_ips = Some(ranges.into_iter().collect());
         self
     }
 
     /// How long a fetched `/meta` list is used before it is revalidated
-    /// (default [`DEFAULT_META_TTL`]).
+    /// (default [`DEFAULT_META_TTL`](Self::DEFAULT_META_TTL)).
     pub fn meta_ttl(mut self, ttl: Duration) -> Self {
-        self.meta_ttl = ttl;
+        self.meta.ttl = ttl;
         self
     }
 
     /// How long past its freshness the last good `/meta` list keeps being used while
-    /// refreshes fail (default [`DEFAULT_META_MAX_STALE`]).
+    /// refreshes fail (default [`DEFAULT_META_MAX_STALE`](Self::DEFAULT_META_MAX_STALE)).
     pub fn meta_max_stale(mut self, max_stale: Duration) -> Self {
-        self.meta_max_stale = max_stale;
+        self.meta.max_stale = max_stale;
         self
     }
 
-    /// How long one `/meta` request may take (default [`DEFAULT_META_TIMEOUT`]).
+    /// How long one `/meta` request may take (default
+    /// [`DEFAULT_META_TIMEOUT`](Self::DEFAULT_META_TIMEOUT)).
     pub fn meta_timeout(mut self, timeout: Duration) -> Self {
-        self.meta_timeout = timeout;
+        self.meta.timeout = timeout;
         self
     }
 
-    /// Whether [`Hooks::router`](crate::Hooks::router) starts fetching `/meta` in the
+    /// Whether building the [`Hooks`](crate::Hooks) starts fetching `/meta` in the
     /// background right away, so the first delivery does not wait for GitHub
     /// (default `false`: no request to GitHub until a delivery needs one).
     pub fn meta_warm(mut self, on: bool) -> Self {
-        self.meta_warm = on;
+        self.meta.warm = on;
         self
     }
 
     /// How long a client may take to send the whole body before it is answered
-    /// `408` (default [`DEFAULT_BODY_TIMEOUT`]).
+    /// `408` (default [`DEFAULT_BODY_TIMEOUT`](Self::DEFAULT_BODY_TIMEOUT)).
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
-        self.body_timeout = timeout;
+        self.body.timeout = timeout;
         self
     }
 
     /// How long a handler may run before the delivery is answered `503` and the
-    /// handler is dropped (default [`DEFAULT_HANDLER_TIMEOUT`]). For longer work,
+    /// handler is dropped (default
+    /// [`DEFAULT_HANDLER_TIMEOUT`](Self::DEFAULT_HANDLER_TIMEOUT)). For longer work,
     /// spawn a task and answer at once.
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.handler_timeout = timeout;
@@ -249,6 +282,7 @@ impl Config {
     /// | `VALIDATE_IP` | `true`/`false`/`1`/`0`, default `true` |
     /// | `HOOKSERVER_ALLOW_SHA1` | accept `X-Hub-Signature` (SHA-1), default `false` |
     /// | `HOOKSERVER_BODY_LIMIT` | bytes, default 26214400 (25 MiB) |
+    /// | `HOOKSERVER_MAX_BUFFERED_BYTES` | bytes, default 268435456 (256 MiB) |
     /// | `GITHUB_API_URL` | default `https://api.github.com` |
     /// | `GITHUB_TOKEN` | sent when fetching `/meta` |
     /// | `HOOKSERVER_TRUSTED_PROXIES` | comma-separated CIDRs or addresses |
@@ -269,209 +303,255 @@ impl Config {
     /// [`from_env`](Self::from_env) over any source of variables (a map in tests,
     /// a secrets manager in production).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        Self::read(&Vars::new(lookup)).map_err(ConfigError::named_by_variable)
+    }
+
+    fn read(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
         let mut config = Self::new();
-        for name in ["GITHUB_WEBHOOKS_KEY", "HOOKSERVER_PREVIOUS_WEBHOOKS_KEY"] {
-            if let Some(secret) = lookup(name).filter(|v| !v.is_empty()) {
+        // A secret is taken as given (no trimming): spaces may be part of it.
+        for setting in [signature::SECRET, PREVIOUS_SECRET] {
+            if let Some(secret) = (vars.lookup)(setting.variable).filter(|v| !v.is_empty()) {
                 config = config.secret(secret);
             }
         }
-        if let Some(v) = get("VALIDATE_SIGNATURE") {
-            config.validate_signature = parse_bool("VALIDATE_SIGNATURE", &v)?;
+        let signature = &mut config.signature;
+        vars.read(
+            signature::VALIDATE_SIGNATURE,
+            &mut signature.validate,
+            parse_bool,
+        )?;
+        vars.read(signature::ALLOW_SHA1, &mut signature.allow_sha1, parse_bool)?;
+        let source = &mut config.source;
+        vars.read(source::VALIDATE_IP, &mut source.validate, parse_bool)?;
+        vars.read(
+            source::TRUSTED_PROXIES,
+            &mut source.trusted_proxies,
+            parse_nets,
+        )?;
+        vars.read(source::ALLOWED_IPS, &mut source.allowed_ips, |v| {
+            parse_nets(v).map(Some)
+        })?;
+        let meta = &mut config.meta;
+        if let Some(v) = vars.get(meta::API_URL) {
+            meta.api_url = v.trim().to_owned();
         }
-        if let Some(v) = get("VALIDATE_IP") {
-            config.validate_ip = parse_bool("VALIDATE_IP", &v)?;
+        if let Some(v) = vars.get(meta::TOKEN) {
+            meta.token = Some(v.trim().to_owned());
         }
-        if let Some(v) = get("HOOKSERVER_ALLOW_SHA1") {
-            config.allow_sha1 = parse_bool("HOOKSERVER_ALLOW_SHA1", &v)?;
-        }
-        if let Some(v) = get("HOOKSERVER_BODY_LIMIT") {
-            config.body_limit = parse_number("HOOKSERVER_BODY_LIMIT", &v, "a size in bytes")?;
-            if config.body_limit == 0 {
-                return Err(ConfigError::invalid(
-                    "HOOKSERVER_BODY_LIMIT",
-                    &v,
-                    "a size above 0",
-                ));
-            }
-        }
-        if let Some(v) = get("HOOKSERVER_META_WARM") {
-            config.meta_warm = parse_bool("HOOKSERVER_META_WARM", &v)?;
-        }
-        if let Some(v) = get("GITHUB_API_URL") {
-            config.github_api_url = v;
-        }
-        if let Some(v) = get("GITHUB_TOKEN") {
-            config.github_token = Some(v.trim().to_owned());
-        }
-        if let Some(v) = get("HOOKSERVER_TRUSTED_PROXIES") {
-            config.trusted_proxies = parse_nets("HOOKSERVER_TRUSTED_PROXIES", &v)?;
-        }
-        if let Some(v) = get("HOOKSERVER_ALLOWED_IPS") {
-            config.allowed_ips = Some(parse_nets("HOOKSERVER_ALLOWED_IPS", &v)?);
-        }
-        for (name, field) in [
-            ("HOOKSERVER_META_TTL_SECS", &mut config.meta_ttl),
-            ("HOOKSERVER_META_MAX_STALE_SECS", &mut config.meta_max_stale),
-            ("HOOKSERVER_META_TIMEOUT_SECS", &mut config.meta_timeout),
-        ] {
-            if let Some(v) = get(name) {
-                *field = Duration::from_secs(parse_number(name, &v, "a number of seconds")?);
-            }
-        }
-        if let Some(v) = get("HOOKSERVER_BODY_TIMEOUT_SECS") {
-            config.body_timeout = parse_secs("HOOKSERVER_BODY_TIMEOUT_SECS", &v)?;
-        }
-        if let Some(v) = get("HOOKSERVER_HANDLER_TIMEOUT_SECS") {
-            config.handler_timeout = parse_secs("HOOKSERVER_HANDLER_TIMEOUT_SECS", &v)?;
-        }
+        vars.read(meta::TTL, &mut meta.ttl, parse_secs)?;
+        vars.read(meta::MAX_STALE, &mut meta.max_stale, parse_secs_or_zero)?;
+        vars.read(meta::TIMEOUT, &mut meta.timeout, parse_secs)?;
+        vars.read(meta::WARM, &mut meta.warm, parse_bool)?;
+        let body = &mut config.body;
+        vars.read(body::BODY_LIMIT, &mut body.limit, parse_size)?;
+        vars.read(body::MAX_BUFFERED, &mut body.max_buffered, parse_size)?;
+        vars.read(body::BODY_TIMEOUT, &mut body.timeout, parse_secs)?;
+        vars.read(HANDLER_TIMEOUT, &mut config.handler_timeout, parse_secs)?;
         config.check()?;
         Ok(config)
     }
 
     /// Checks the settings for combinations that cannot work: signature checking
-    /// with no secret, an empty secret, a zero body limit, a zero TTL or timeout,
-    /// an API URL that is not `http(s)://`, an empty allow-list.
-    /// [`Hooks::new`](crate::Hooks::new) panics with this error's message.
+    /// with no secret, an empty secret, a zero body limit, a budget below it, a zero
+    /// TTL or timeout, an API URL that is not `http(s)://`, an empty allow-list. The
+    /// error names the builder method at fault. [`Hooks::new`](crate::Hooks::new)
+    /// panics with this error's message; [`Hooks::try_new`](crate::Hooks::try_new)
+    /// returns it.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.validate_signature && self.secrets.is_empty() {
-            return Err(ConfigError::NoSecret);
-        }
-        if self.secrets.iter().any(Vec::is_empty) {
+        self.signature.check()?;
+        self.source.check(&self.meta)?;
+        self.body.check()?;
+        if self.handler_timeout.is_zero() {
             return Err(ConfigError::invalid(
-                "GITHUB_WEBHOOKS_KEY",
-                "",
-                "a non-empty secret",
-            ));
-        }
-        for (name, value) in [
-            ("HOOKSERVER_BODY_TIMEOUT_SECS", self.body_timeout),
-            ("HOOKSERVER_HANDLER_TIMEOUT_SECS", self.handler_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(ConfigError::invalid(name, "0", "at least 1 second"));
-            }
-        }
-        if self.body_limit == 0 {
-            return Err(ConfigError::invalid(
-                "HOOKSERVER_BODY_LIMIT",
+                HANDLER_TIMEOUT,
                 "0",
-                "a size above 0",
+                "at least 1 second",
             ));
-        }
-        if self.validate_ip {
-            match &self.allowed_ips {
-                Some(list) if list.is_empty() => {
-                    return Err(ConfigError::invalid(
-                        "HOOKSERVER_ALLOWED_IPS",
-                        "",
-                        "at least one CIDR (or turn VALIDATE_IP off)",
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    let url = &self.github_api_url;
-                    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-                    if !scheme_ok || reqwest::Url::parse(url).is_err() {
-                        return Err(ConfigError::invalid(
-                            "GITHUB_API_URL",
-                            url,
-                            "an http:// or https:// URL such as https://api.github.com",
-                        ));
-                    }
-                    for (name, value) in [
-                        ("HOOKSERVER_META_TTL_SECS", self.meta_ttl),
-                        ("HOOKSERVER_META_TIMEOUT_SECS", self.meta_timeout),
-                    ] {
-                        if value.is_zero() {
-                            return Err(ConfigError::invalid(name, "0", "at least 1 second"));
-                        }
-                    }
-                }
-            }
         }
         Ok(())
     }
 }
 
-/// A configuration that cannot be used. Its message names the variable to fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The environment as `from_env` reads it: an empty value counts as unset.
+pub(crate) struct Vars<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    pub(crate) fn new(lookup: F) -> Self {
+        Self { lookup }
+    }
+
+    /// The variable's value, unless unset or blank.
+    pub(crate) fn get(&self, setting: Setting) -> Option<String> {
+        (self.lookup)(setting.variable).filter(|v| !v.trim().is_empty())
+    }
+
+    /// Parses the variable into `field` when it is set; a value that does not parse
+    /// is an error naming the variable.
+    pub(crate) fn read<T>(
+        &self,
+        setting: Setting,
+        field: &mut T,
+        parse: impl FnOnce(&str) -> Result<T, Expected>,
+    ) -> Result<(), ConfigError> {
+        if let Some(value) = self.get(setting) {
+            *field = parse(&value).map_err(|Expected(expected)| ConfigError::Invalid {
+                setting: setting.variable,
+                value,
+                expected,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// What a value should have looked like, for the error.
+#[derive(Debug)]
+pub(crate) struct Expected(pub(crate) &'static str);
+
+/// A configuration that cannot be used. Its message names the setting to fix: the
+/// builder method (`Config::secret`) for a `Config` built in code, the environment
+/// variable (`GITHUB_WEBHOOKS_KEY`) for one read by [`Config::from_env`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// Signature checking is on and no secret is set.
-    #[error(
-        "GITHUB_WEBHOOKS_KEY is not set: signature checking is on, so a secret is required \
-         (set it to the hook's secret, or set VALIDATE_SIGNATURE=false to accept unsigned deliveries)"
-    )]
-    NoSecret,
-    /// A variable's value does not parse.
-    #[error("{variable}: expected {expected}, got {value:?}")]
+    NoSecret {
+        /// `Config::secret` or `GITHUB_WEBHOOKS_KEY`.
+        setting: &'static str,
+    },
+    /// A value that cannot be used.
     Invalid {
-        /// The variable (or the setting it stands for).
-        variable: &'static str,
+        /// The builder method or the variable.
+        setting: &'static str,
         /// The value as given (never a secret).
         value: String,
         /// What would have been accepted.
         expected: &'static str,
     },
+    /// A part could not be built at start-up (the HTTP client for `/meta`).
+    Startup {
+        /// What could not be built.
+        what: &'static str,
+        /// Why.
+        why: String,
+    },
 }
 
-impl ConfigError {
-    fn invalid(variable: &'static str, value: &str, expected: &'static str) -> Self {
-        Self::Invalid {
-            variable,
-            value: value.to_owned(),
-            expected,
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSecret { setting } if *setting == signature::SECRET.variable => f.write_str(
+                "GITHUB_WEBHOOKS_KEY is not set: signature checking is on, so a secret is \
+                 required (set it to the hook's secret, or set VALIDATE_SIGNATURE=false to \
+                 accept unsigned deliveries)",
+            ),
+            Self::NoSecret { setting } => write!(
+                f,
+                "no secret: signature checking is on, so {setting} is required (or call \
+                 Config::validate_signature(false) to accept unsigned deliveries)"
+            ),
+            Self::Invalid {
+                setting,
+                value,
+                expected,
+            } => write!(f, "{setting}: expected {expected}, got {value:?}"),
+            Self::Startup { what, why } => write!(f, "cannot build {what}: {why}"),
         }
     }
 }
 
-fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    pub(crate) fn invalid(setting: Setting, value: &str, expected: &'static str) -> Self {
+        Self::Invalid {
+            setting: setting.method,
+            value: value.to_owned(),
+            expected,
+        }
+    }
+
+    /// The setting it names (`Config::body_limit` or `HOOKSERVER_BODY_LIMIT`).
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            Self::NoSecret { setting } | Self::Invalid { setting, .. } => Some(setting),
+            Self::Startup { .. } => None,
+        }
+    }
+
+    /// The same error naming the environment variable instead of the builder method.
+    fn named_by_variable(self) -> Self {
+        let rename = |setting: &'static str| {
+            SETTINGS
+                .iter()
+                .find(|s| s.method == setting)
+                .map_or(setting, |s| s.variable)
+        };
+        match self {
+            Self::NoSecret { setting } => Self::NoSecret {
+                setting: rename(setting),
+            },
+            Self::Invalid {
+                setting,
+                value,
+                expected,
+            } => Self::Invalid {
+                setting: rename(setting),
+                value,
+                expected,
+            },
+            other => other,
+        }
+    }
+}
+
+pub(crate) fn parse_bool(value: &str) -> Result<bool, Expected> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(ConfigError::invalid(variable, value, "true, false, 1 or 0")),
+        _ => Err(Expected("true, false, 1 or 0")),
     }
 }
 
 /// Whole seconds, at least 1.
-pub(crate) fn parse_secs(variable: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    match parse_number::<u64>(variable, value, "a number of seconds")? {
-        0 => Err(ConfigError::invalid(variable, value, "at least 1 second")),
-        secs => Ok(Duration::from_secs(secs)),
+pub(crate) fn parse_secs(value: &str) -> Result<Duration, Expected> {
+    match parse_secs_or_zero(value)? {
+        zero if zero.is_zero() => Err(Expected("at least 1 second")),
+        secs => Ok(secs),
     }
 }
 
-fn parse_number<T: std::str::FromStr>(
-    variable: &'static str,
-    value: &str,
-    expected: &'static str,
-) -> Result<T, ConfigError> {
+/// Whole seconds, 0 allowed.
+fn parse_secs_or_zero(value: &str) -> Result<Duration, Expected> {
     value
         .trim()
         .parse()
-        .map_err(|_| ConfigError::invalid(variable, value, expected))
+        .map(Duration::from_secs)
+        .map_err(|_| Expected("a number of seconds"))
 }
 
-/// Parses a comma-separated list of CIDRs; a bare address is its own /32 or /128.
-pub(crate) fn parse_nets(variable: &'static str, value: &str) -> Result<Vec<IpNet>, ConfigError> {
+/// A size in bytes, above 0.
+fn parse_size(value: &str) -> Result<usize, Expected> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err(Expected("a size above 0")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(Expected("a size in bytes")),
+    }
+}
+
+/// A comma-separated list of CIDRs; a bare address is its own /32 or /128.
+fn parse_nets(value: &str) -> Result<Vec<IpNet>, Expected> {
     value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            parse_net(s).ok_or_else(|| {
-                ConfigError::invalid(variable, s, "comma-separated CIDRs such as 192.30.252.0/22")
-            })
+            crate::allow_list::parse_net(s)
+                .ok_or(Expected("comma-separated CIDRs such as 192.30.252.0/22"))
         })
         .collect()
-}
-
-/// A CIDR (`10.0.0.0/8`) or a bare address (`10.0.0.1`, `::1`).
-pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]
@@ -490,15 +570,26 @@ mod tests {
     #[test]
     fn defaults_are_secure() {
         let c = Config::new();
-        assert!(c.validate_signature && c.validate_ip && !c.allow_sha1);
-        assert_eq!(c.body_limit, 25 * 1024 * 1024);
-        assert_eq!(c.check(), Err(ConfigError::NoSecret));
+        assert!(c.signature.validate && c.source.validate && !c.signature.allow_sha1);
+        assert_eq!(c.body.limit, 25 * 1024 * 1024);
+        assert_eq!(c.body.max_buffered, 256 * 1024 * 1024);
+        assert_eq!(
+            c.check(),
+            Err(ConfigError::NoSecret {
+                setting: "Config::secret"
+            })
+        );
     }
 
     #[test]
     fn no_secret_with_signature_checking_is_an_error_naming_the_variable() {
         let err = from(&[]).unwrap_err();
-        assert_eq!(err, ConfigError::NoSecret);
+        assert_eq!(
+            err,
+            ConfigError::NoSecret {
+                setting: "GITHUB_WEBHOOKS_KEY"
+            }
+        );
         assert!(
             err.to_string()
                 .starts_with("GITHUB_WEBHOOKS_KEY is not set"),
@@ -516,6 +607,7 @@ mod tests {
             ("VALIDATE_SIGNATURE", "1"),
             ("HOOKSERVER_ALLOW_SHA1", "true"),
             ("HOOKSERVER_BODY_LIMIT", "1024"),
+            ("HOOKSERVER_MAX_BUFFERED_BYTES", "4096"),
             ("GITHUB_API_URL", "http://127.0.0.1:9/api/v3"),
             ("GITHUB_TOKEN", "ghp_x"),
             ("HOOKSERVER_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
@@ -528,27 +620,28 @@ mod tests {
             ("HOOKSERVER_HANDLER_TIMEOUT_SECS", "5"),
         ])
         .unwrap();
-        assert_eq!(c.secrets, vec![b"s1".to_vec(), b"s0".to_vec()]);
-        assert!(!c.validate_ip && c.validate_signature && c.allow_sha1);
-        assert_eq!(c.body_limit, 1024);
-        assert_eq!(c.github_api_url, "http://127.0.0.1:9/api/v3");
-        assert_eq!(c.github_token.as_deref(), Some("ghp_x"));
+        assert_eq!(c.signature.secrets, vec![b"s1".to_vec(), b"s0".to_vec()]);
+        assert!(!c.source.validate && c.signature.validate && c.signature.allow_sha1);
+        assert_eq!(c.body.limit, 1024);
+        assert_eq!(c.body.max_buffered, 4096);
+        assert_eq!(c.meta.api_url, "http://127.0.0.1:9/api/v3");
+        assert_eq!(c.meta.token.as_deref(), Some("ghp_x"));
         assert_eq!(
-            c.trusted_proxies,
+            c.source.trusted_proxies,
             vec![
                 "10.0.0.0/8".parse::<IpNet>().unwrap(),
                 "::1/128".parse().unwrap()
             ]
         );
         assert_eq!(
-            c.allowed_ips,
+            c.source.allowed_ips,
             Some(vec!["192.30.252.0/22".parse().unwrap()])
         );
-        assert_eq!(c.meta_ttl, Duration::from_secs(1));
-        assert_eq!(c.meta_max_stale, Duration::from_secs(2));
-        assert_eq!(c.meta_timeout, Duration::from_secs(3));
-        assert!(c.meta_warm);
-        assert_eq!(c.body_timeout, Duration::from_secs(4));
+        assert_eq!(c.meta.ttl, Duration::from_secs(1));
+        assert_eq!(c.meta.max_stale, Duration::from_secs(2));
+        assert_eq!(c.meta.timeout, Duration::from_secs(3));
+        assert!(c.meta.warm);
+        assert_eq!(c.body.timeout, Duration::from_secs(4));
         assert_eq!(c.handler_timeout, Duration::from_secs(5));
     }
 
@@ -620,6 +713,16 @@ mod tests {
                 "1.5",
                 "HOOKSERVER_HANDLER_TIMEOUT_SECS: expected a number",
             ),
+            (
+                "HOOKSERVER_MAX_BUFFERED_BYTES",
+                "1000",
+                "HOOKSERVER_MAX_BUFFERED_BYTES: expected at least the body limit",
+            ),
+            (
+                "HOOKSERVER_MAX_BUFFERED_BYTES",
+                "lots",
+                "HOOKSERVER_MAX_BUFFERED_BYTES: expected a size in bytes",
+            ),
         ];
         for (name, value, message) in cases {
             let err = from(&[("GITHUB_WEBHOOKS_KEY", "s"), (name, value)]).unwrap_err();
@@ -638,11 +741,13 @@ mod tests {
             ("GITHUB_TOKEN", " "),
         ])
         .unwrap();
-        assert!(c.validate_ip);
-        assert_eq!(c.github_token, None);
+        assert!(c.source.validate);
+        assert_eq!(c.meta.token, None);
         assert_eq!(
             from(&[("GITHUB_WEBHOOKS_KEY", "")]).unwrap_err(),
-            ConfigError::NoSecret
+            ConfigError::NoSecret {
+                setting: "GITHUB_WEBHOOKS_KEY"
+            }
         );
     }
 
@@ -659,6 +764,67 @@ mod tests {
         assert!(
             debug.contains("[1 redacted]") && debug.contains("[redacted]"),
             "{debug}"
+        );
+    }
+
+    #[test]
+    fn builder_errors_name_the_builder_method() {
+        let cases = [
+            (
+                Config::new().secret(""),
+                "Config::secret: expected a non-empty secret",
+            ),
+            (
+                Config::new().secret("s").body_limit(0),
+                "Config::body_limit: expected a size above 0",
+            ),
+            (
+                Config::new()
+                    .secret("s")
+                    .body_limit(10)
+                    .max_buffered_bytes(9),
+                "Config::max_buffered_bytes: expected at least the body limit",
+            ),
+            (
+                Config::new().secret("s").github_api_url("api.github.com"),
+                "Config::github_api_url: expected an http",
+            ),
+            (
+                Config::new().secret("s").meta_ttl(Duration::ZERO),
+                "Config::meta_ttl: expected at least 1 second",
+            ),
+            (
+                Config::new().secret("s").validate_ip(true).allowed_ips([]),
+                "Config::allowed_ips: expected at least one CIDR",
+            ),
+            (
+                Config::new().secret("s").handler_timeout(Duration::ZERO),
+                "Config::handler_timeout: expected at least 1 second",
+            ),
+            (
+                Config::new(),
+                "no secret: signature checking is on, so Config::secret is required",
+            ),
+        ];
+        for (config, message) in cases {
+            let err = config.check().unwrap_err();
+            assert!(err.to_string().starts_with(message), "{err}");
+            assert!(
+                !err.to_string().contains("GITHUB_") && !err.to_string().contains("HOOKSERVER_"),
+                "{err}"
+            );
+        }
+        // The same problems read from the environment name the variable.
+        let err = from(&[("GITHUB_WEBHOOKS_KEY", "s"), ("GITHUB_API_URL", "x")]).unwrap_err();
+        assert_eq!(err.setting(), Some("GITHUB_API_URL"));
+        // Checks of settings not in use do not fire: no URL needed without /meta.
+        assert!(
+            Config::new()
+                .secret("s")
+                .github_api_url("nope")
+                .allowed_ips(["192.30.252.0/22".parse().unwrap()])
+                .check()
+                .is_ok()
         );
     }
 }

@@ -1,16 +1,23 @@
-//! One delivery: its headers checked, its payload located, its routing key read.
+//! One delivery: its headers checked, its payload located, its routing key read,
+//! and whether its payload is one JSON object, decided once.
 //!
 //! Pay for what you use: no `serde_json::Value` is built unless a handler asks for
 //! one. The top-level `action` (all routing needs) is read only when the event has
 //! action handlers, and the scan stops as soon as it is found (GitHub sends it
-//! first). Whether the payload is one JSON object is checked once: by the handler's
-//! own payload extractor when it has one, else by a scan that builds nothing.
+//! first). Whether the payload is valid is remembered here, not promised by
+//! extractors: a parse made through [`Delivery::json`] settles it on the way, and
+//! the pipeline scans (building nothing) only when no parse did, so the payload is
+//! read once and no extractor can let broken JSON through.
 
-use crate::rejection::Rejection;
+use crate::{
+    rejection::{InvalidJson, PayloadMismatch, PayloadRejection, Rejection},
+    scan,
+};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, header};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::DeserializeOwned;
 use std::{
+    borrow::Cow,
     fmt,
     net::IpAddr,
     sync::{Arc, OnceLock},
@@ -43,6 +50,8 @@ struct Inner {
     event: String,
     /// Read on first use: most deliveries never need it.
     action: OnceLock<Option<String>>,
+    /// Whether the payload is one JSON object; settled by the first parse or scan.
+    validity: OnceLock<Result<(), InvalidJson>>,
     guid: String,
     client_ip: Option<IpAddr>,
     headers: HeaderMap,
@@ -72,7 +81,7 @@ impl Delivery {
     pub fn action(&self) -> Option<&str> {
         self.0
             .action
-            .get_or_init(|| find_action(&self.0.payload))
+            .get_or_init(|| scan::find_action(&self.0.payload))
             .as_deref()
     }
 
@@ -90,27 +99,76 @@ impl Delivery {
         }
         // The first key being `action` makes it the first `action`, which is what
         // `action()` would find: storing it keeps the two in agreement.
-        let leading = leading_action(&self.0.payload)?;
+        let leading = scan::leading_action(&self.0.payload)?;
         self.0.action.get_or_init(|| Some(leading)).as_deref()
     }
 
-    /// Checks that the payload is one JSON object, building nothing; reads the
-    /// action on the way.
-    pub(crate) fn validate_payload(&self) -> Result<(), Rejection> {
-        let action = validate(&self.0.payload)?;
-        let _ = self.0.action.set(action);
-        Ok(())
+    /// Whether the payload is one JSON object with at most one top-level `action`.
+    /// Free when a parse already settled it; otherwise one scan that builds nothing
+    /// (and reads the action on the way).
+    pub(crate) fn check_payload(&self) -> Result<(), InvalidJson> {
+        self.0
+            .validity
+            .get_or_init(|| match scan::validate(&self.0.payload) {
+                Ok(action) => {
+                    let _ = self.0.action.set(action);
+                    Ok(())
+                }
+                Err(why) => Err(InvalidJson::new(why)),
+            })
+            .clone()
     }
 
-    /// The answer to a payload an extractor could not take: `400 Invalid JSON
-    /// payload` with the scan's message when the payload is not one JSON object
-    /// (the same answer whatever the handler asks for), else `mismatch()`.
-    /// Extractors that set [`FromDelivery::VALIDATES_PAYLOAD`](crate::FromDelivery)
-    /// call it on their failure path, so that the happy path parses once.
-    pub(crate) fn payload_rejection(&self, mismatch: impl FnOnce() -> Rejection) -> Rejection {
-        match self.validate_payload() {
-            Err(invalid) => invalid,
-            Ok(()) => mismatch(),
+    /// The answer to a parse that failed: `Invalid JSON payload` when the payload
+    /// is not one JSON object (the same answer whatever the handler asks for), else
+    /// `otherwise`.
+    fn invalid_or(&self, otherwise: impl FnOnce() -> PayloadRejection) -> PayloadRejection {
+        match self.check_payload() {
+            Err(invalid) => invalid.into(),
+            Ok(()) => otherwise(),
+        }
+    }
+
+    /// The payload deserialized into `T`, straight from its bytes: declare only the
+    /// fields you read, and the rest is skipped, not built.
+    ///
+    /// The payload must be one JSON object: anything else is
+    /// [`PayloadRejection::InvalidJson`]; JSON of another shape is
+    /// [`PayloadRejection::Mismatch`], naming the field. This is what
+    /// [`Payload<T>`](crate::Payload) does; call it from your own extractors.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, PayloadRejection> {
+        let payload = &self.0.payload;
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        match serde_path_to_error::deserialize(&mut de) {
+            // serde_json builds structs from arrays too, and stops after one value:
+            // only one object, and nothing after it, is a payload. A parse that got
+            // this far read every byte, so it settles validity without a scan.
+            Ok(value) if de.end().is_ok() && starts_an_object(payload) => {
+                let _ = self.0.validity.set(Ok(()));
+                Ok(value)
+            }
+            Ok(_) => Err(self.invalid_or(|| InvalidJson::new("expected one JSON object").into())),
+            Err(e) => Err(self.invalid_or(|| PayloadMismatch::new(e).into())),
+        }
+    }
+
+    /// The whole payload as a `serde_json::Value` object, in agreement with the
+    /// action that routed it: a `Value` keeps the last of two `action` keys, routing
+    /// reads the first, so a payload where they differ is refused.
+    pub(crate) fn value(&self) -> Result<serde_json::Value, PayloadRejection> {
+        match serde_json::from_slice::<serde_json::Value>(&self.0.payload) {
+            Ok(serde_json::Value::Object(map)) => {
+                if let Some(action) = map.get("action")
+                    && action.as_str() != self.action()
+                {
+                    return Err(InvalidJson::new(scan::DUPLICATE_ACTION).into());
+                }
+                let _ = self.0.validity.set(Ok(()));
+                Ok(serde_json::Value::Object(map))
+            }
+            Ok(_) => Err(self.invalid_or(|| InvalidJson::new("expected a JSON object").into())),
+            // Valid JSON that a `Value` cannot hold (a number beyond f64, say).
+            Err(e) => Err(self.invalid_or(|| InvalidJson::new(e.to_string()).into())),
         }
     }
 
@@ -172,8 +230,8 @@ impl Delivery {
         self.header_str(name).and_then(|v| v.trim().parse().ok())
     }
 
-    /// Checks the GitHub headers and the payload, and reads the routing key.
-    /// Runs after the signature check, so the body is already trusted to be GitHub's.
+    /// Checks the GitHub headers and locates the payload. Runs after the signature
+    /// check, so the body is already trusted to be GitHub's.
     pub(crate) fn parse(
         headers: HeaderMap,
         body: Bytes,
@@ -188,6 +246,7 @@ impl Delivery {
         Ok(Self(Arc::new(Inner {
             event,
             action: OnceLock::new(),
+            validity: OnceLock::new(),
             guid,
             client_ip,
             headers,
@@ -195,6 +254,11 @@ impl Delivery {
             payload,
         })))
     }
+}
+
+/// Whether the first byte that is not white space opens an object.
+fn starts_an_object(json: &[u8]) -> bool {
+    json.trim_ascii_start().starts_with(b"{")
 }
 
 /// A header that must be present, non-blank and visible ASCII.
@@ -249,168 +313,45 @@ fn content_format(headers: &HeaderMap) -> Result<Format, Rejection> {
 }
 
 /// The decoded `payload` field of a form body. Exactly one must be present: two
-/// would leave it ambiguous which one a handler sees.
+/// would leave it ambiguous which one a handler sees. Its decoded bytes must be
+/// UTF-8: decoding `%FF` into U+FFFD would hand a handler text the sender never
+/// wrote.
 fn form_payload(body: &[u8]) -> Result<Bytes, Rejection> {
     let mut found = None;
-    for (key, value) in form_urlencoded::parse(body) {
-        if key == "payload" {
-            if found.is_some() {
-                return Err(Rejection::FormPayloadField);
-            }
-            found = Some(value.into_owned());
+    for pair in body.split(|&b| b == b'&') {
+        let (key, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &b""[..]),
+        };
+        if form_decode(key) != b"payload".as_slice() {
+            continue;
         }
-    }
-    found.map(Bytes::from).ok_or(Rejection::FormPayloadField)
-}
-
-/// The top-level `action` when it is a string, reading no further than it; `None`
-/// when there is none or the JSON breaks before it.
-fn find_action(payload: &[u8]) -> Option<String> {
-    let mut found = None;
-    // The scan stops at the action by failing on purpose; what it found stands.
-    let _ = scan(payload, Scan::UntilAction, &mut found);
-    found.flatten()
-}
-
-/// The action when the payload opens with `{"action": <string>`, as GitHub writes
-/// it; `None` otherwise, without reading further. Only the log uses this, so it
-/// does not look for the key spelled with escapes (routing does).
-fn leading_action(payload: &[u8]) -> Option<String> {
-    fn after<'a>(json: &'a [u8], token: &[u8]) -> Option<&'a [u8]> {
-        json.trim_ascii_start().strip_prefix(token)
-    }
-    let value = after(after(after(payload, b"{")?, br#""action""#)?, b":")?;
-    <MaybeString as de::Deserialize>::deserialize(&mut serde_json::Deserializer::from_slice(value))
-        .ok()?
-        .0
-}
-
-/// How far a scan reads.
-#[derive(Clone, Copy, PartialEq)]
-enum Scan {
-    /// The whole payload, validating it.
-    Whole,
-    /// Up to the top-level `action`; what follows is not read.
-    UntilAction,
-}
-
-/// Checks that `payload` is one JSON object without building it, and returns its
-/// first top-level string `action`.
-fn validate(payload: &[u8]) -> Result<Option<String>, Rejection> {
-    let mut found = None;
-    scan(payload, Scan::Whole, &mut found)
-        .map(|()| found.flatten())
-        .map_err(|e| Rejection::InvalidJson(e.to_string()))
-}
-
-/// Scans `payload` as one JSON object without building it; `found` becomes
-/// `Some(action)` when the first top-level `action` key is read.
-fn scan(
-    payload: &[u8],
-    mode: Scan,
-    found: &mut Option<Option<String>>,
-) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(payload);
-    let visitor = ObjectVisitor { mode, found };
-    de.deserialize_map(visitor).and_then(|()| de.end())
-}
-
-/// Walks a JSON object; `found` is `Some(action)` once the `action` key was read.
-struct ObjectVisitor<'a> {
-    mode: Scan,
-    found: &'a mut Option<Option<String>>,
-}
-
-impl<'de> Visitor<'de> for ObjectVisitor<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<TopLevelKey>()? {
-            match key {
-                TopLevelKey::Action if self.found.is_none() => {
-                    *self.found = Some(map.next_value::<MaybeString>()?.0);
-                    if self.mode == Scan::UntilAction {
-                        return Err(de::Error::custom("stopped at the action"));
-                    }
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+        if found.is_some() {
+            return Err(Rejection::FormPayloadField);
         }
-        Ok(())
+        found = Some(form_decode(value).into_owned());
     }
-}
-
-/// A top-level key, compared with `action` without allocating.
-enum TopLevelKey {
-    Action,
-    Other,
-}
-
-impl<'de> de::Deserialize<'de> for TopLevelKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = TopLevelKey;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<TopLevelKey, E> {
-                Ok(if key == "action" {
-                    TopLevelKey::Action
-                } else {
-                    TopLevelKey::Other
-                })
-            }
-        }
-        d.deserialize_str(KeyVisitor)
+    let payload = found.ok_or(Rejection::FormPayloadField)?;
+    if std::str::from_utf8(&payload).is_err() {
+        return Err(InvalidJson::new("the form's payload field is not UTF-8 text").into());
     }
+    Ok(Bytes::from(payload))
 }
 
-/// A string value, or `None` for any other JSON value (which is still validated).
-struct MaybeString(Option<String>);
-
-impl<'de> de::Deserialize<'de> for MaybeString {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct StrVisitor;
-        impl<'de> Visitor<'de> for StrVisitor {
-            type Value = MaybeString;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<MaybeString, E> {
-                Ok(MaybeString(Some(v.to_owned())))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<MaybeString, E> {
-                Ok(MaybeString(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<MaybeString, E> {
-                Ok(MaybeString(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<MaybeString, E> {
-                Ok(MaybeString(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<MaybeString, E> {
-                Ok(MaybeString(None))
-            }
-            fn visit_unit<E>(self) -> Result<MaybeString, E> {
-                Ok(MaybeString(None))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<MaybeString, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(MaybeString(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MaybeString, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(MaybeString(None))
-            }
-        }
-        d.deserialize_any(StrVisitor)
+/// `application/x-www-form-urlencoded` decoding of one name or value: `+` is a
+/// space, `%XX` a byte.
+fn form_decode(raw: &[u8]) -> Cow<'_, [u8]> {
+    let spaced: Cow<'_, [u8]> = if raw.contains(&b'+') {
+        raw.iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect::<Vec<u8>>()
+            .into()
+    } else {
+        raw.into()
+    };
+    match percent_encoding::percent_decode(&spaced).into() {
+        Cow::Borrowed(_) => spaced,
+        Cow::Owned(decoded) => decoded.into(),
     }
 }
 
@@ -457,34 +398,6 @@ mod tests {
         assert_eq!(d.body(), &body);
     }
 
-    fn routing_action(payload: &[u8]) -> Result<Option<String>, Rejection> {
-        let whole = validate(payload);
-        if let Ok(action) = &whole {
-            assert_eq!(&find_action(payload), action, "early exit agrees");
-        }
-        whole
-    }
-
-    #[test]
-    fn the_action_scan_stops_at_the_action() {
-        // What follows the action is not read: routing does not pay for it.
-        assert_eq!(
-            find_action(br#"{"action":"opened","rest":[1,2,"#),
-            Some("opened".into())
-        );
-        assert_eq!(
-            find_action(br#"{"a":1,"action":"closed"} junk"#),
-            Some("closed".into())
-        );
-        assert_eq!(find_action(br#"{"a":[,"action":"x"}"#), None);
-        assert_eq!(find_action(b"[]"), None);
-        // Only the first `action` counts, in both modes.
-        assert_eq!(
-            routing_action(br#"{"action":"a","action":"b"}"#).unwrap(),
-            Some("a".into())
-        );
-    }
-
     #[test]
     fn the_log_reads_the_action_only_where_github_writes_it() {
         let parse = |body: &'static [u8]| {
@@ -518,44 +431,6 @@ mod tests {
         let escaped = parse(br#"{"act\u0069on":"opened"}"#);
         assert_eq!(escaped.action_for_log(), None);
         assert_eq!(escaped.action(), Some("opened"));
-    }
-
-    #[test]
-    fn action_must_be_a_top_level_string() {
-        assert_eq!(
-            routing_action(br#"{"zen":"x","hook":{"action":"a"}}"#).unwrap(),
-            None
-        );
-        assert_eq!(routing_action(br#"{"action":{"type":"x"}}"#).unwrap(), None);
-        assert_eq!(routing_action(br#"{"action":null}"#).unwrap(), None);
-        assert_eq!(routing_action(br#"{"action":[1,"a"]}"#).unwrap(), None);
-        assert_eq!(
-            routing_action(br#"{"act\u0069on":"escaped"}"#).unwrap(),
-            Some("escaped".into())
-        );
-        assert_eq!(
-            routing_action(b" {\"action\" : \"synchronize\"} \n").unwrap(),
-            Some("synchronize".into())
-        );
-    }
-
-    #[test]
-    fn rejects_what_is_not_one_json_object() {
-        for bad in [
-            &b""[..],
-            b"[]",
-            b"\"s\"",
-            b"1",
-            b"{",
-            b"{} {}",
-            b"{\"a\":}",
-            b"null",
-            b"{\"action\":\"x\"}x",
-            b"\xff",
-        ] {
-            let err = routing_action(bad).unwrap_err();
-            assert!(matches!(err, Rejection::InvalidJson(_)), "{bad:?}: {err:?}");
-        }
     }
 
     #[test]
@@ -620,10 +495,84 @@ mod tests {
             None,
         )
         .unwrap();
+        assert!(d.check_payload().is_err());
+    }
+
+    #[test]
+    fn form_payload_must_decode_to_utf8() {
+        let form = |body: &'static [u8]| {
+            Delivery::parse(
+                github("application/x-www-form-urlencoded"),
+                Bytes::from_static(body),
+                None,
+            )
+        };
+        for bad in [&b"payload=%7B%22a%22%3A%22%FF%22%7D"[..], b"payload=%C3"] {
+            let err = form(bad).unwrap_err();
+            assert_eq!(
+                err.message(),
+                "Invalid JSON payload: the form's payload field is not UTF-8 text"
+            );
+        }
+        // Percent-encoded UTF-8, and a percent-encoded field name, are fine.
+        let d = form(b"pay%6Coad=%7B%22a%22%3A%22caf%C3%A9%22%7D&other=%FF").unwrap();
+        assert_eq!(&d.payload()[..], "{\"a\":\"caf\u{e9}\"}".as_bytes());
+        assert!(d.check_payload().is_ok());
+    }
+
+    #[test]
+    fn validity_is_settled_once_by_a_parse_or_the_scan() {
+        let parse = |body: &'static [u8]| {
+            Delivery::parse(github("application/json"), Bytes::from_static(body), None).unwrap()
+        };
+        #[derive(Debug, serde::Deserialize)]
+        struct Number {
+            number: u64,
+        }
+        let d = parse(br#"{"action":"opened","number":1}"#);
+        assert_eq!(d.json::<Number>().unwrap().number, 1);
+        assert_eq!(d.0.validity.get(), Some(&Ok(())), "the parse settled it");
+        // Broken JSON is the same answer whatever the type.
+        let d = parse(br#"{"number":1"#);
+        let err = d.json::<Number>().unwrap_err();
+        assert!(matches!(err, PayloadRejection::InvalidJson(_)), "{err}");
+        assert!(d.check_payload().is_err());
+        // Valid JSON of another shape names the field.
+        let d = parse(br#"{"number":"one"}"#);
+        let err = d.json::<Number>().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("Payload does not match: number: invalid type"),
+            "{err}"
+        );
+        assert!(d.check_payload().is_ok());
+        // Arrays fit structs in serde_json; they are not payloads.
+        let d = parse(b"[1]");
         assert!(matches!(
-            d.validate_payload(),
-            Err(Rejection::InvalidJson(_))
+            d.json::<Number>().unwrap_err(),
+            PayloadRejection::InvalidJson(_)
         ));
+    }
+
+    #[test]
+    fn a_value_agrees_with_the_routing_action_or_is_refused() {
+        let parse = |body: &'static [u8]| {
+            Delivery::parse(github("application/json"), Bytes::from_static(body), None).unwrap()
+        };
+        for twice in [
+            &br#"{"action":"opened","action":"closed"}"#[..],
+            br#"{"action":"opened","action":1}"#,
+            br#"{"action":1,"action":"closed"}"#,
+        ] {
+            let err = parse(twice).value().unwrap_err();
+            assert_eq!(
+                err.body_text(),
+                "Invalid JSON payload: duplicate top-level key `action`"
+            );
+        }
+        let d = parse(br#"{"action":"opened","n":{"action":"x"}}"#);
+        assert_eq!(d.value().unwrap()["action"], "opened");
+        assert_eq!(parse(br#"{"zen":"x"}"#).value().unwrap()["zen"], "x");
     }
 
     #[test]

@@ -2,9 +2,15 @@
 //!
 //! Extraction is synchronous: by the time a handler runs, the body has been read,
 //! verified and checked, so every extractor works on bytes already in memory.
+//! Whether the payload is valid JSON is not an extractor's business: the delivery
+//! settles it once (see `delivery`), so no extractor, ours or a user's, can let a
+//! broken payload reach a handler.
 
-use crate::{delivery::Delivery, rejection::Rejection};
-use axum::response::IntoResponse;
+use crate::{delivery::Delivery, rejection::PayloadRejection};
+use axum::{
+    extract::{FromRef, State},
+    response::IntoResponse,
+};
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::de::DeserializeOwned;
@@ -13,24 +19,24 @@ use std::ops::{Deref, DerefMut};
 /// A type a handler can take as an argument, built from the delivery and the
 /// registry's state.
 ///
-/// Implement it for your own types to share extraction logic between handlers:
+/// Implement it for your own types to share extraction logic between handlers;
+/// [`Delivery::json`] parses the payload into any `Deserialize` type, with the same
+/// answers as [`Payload<T>`]:
 ///
 /// ```
-/// use hookserver::{Delivery, FromDelivery, Rejection};
+/// use hookserver::{Delivery, FromDelivery, PayloadRejection};
 ///
 /// /// The repository's full name, for events that have one.
 /// struct RepoName(String);
 ///
 /// impl<S> FromDelivery<S> for RepoName {
-///     type Rejection = Rejection;
-///     fn from_delivery(delivery: &Delivery, _state: &S) -> Result<Self, Rejection> {
+///     type Rejection = PayloadRejection;
+///     fn from_delivery(delivery: &Delivery, _state: &S) -> Result<Self, PayloadRejection> {
 ///         #[derive(serde::Deserialize)]
 ///         struct Repo { full_name: String }
 ///         #[derive(serde::Deserialize)]
 ///         struct Event { repository: Repo }
-///         let event: Event = serde_json::from_slice(delivery.payload())
-///             .map_err(|e| Rejection::PayloadMismatch(e.to_string()))?;
-///         Ok(RepoName(event.repository.full_name))
+///         Ok(RepoName(delivery.json::<Event>()?.repository.full_name))
 ///     }
 /// }
 ///
@@ -38,22 +44,19 @@ use std::ops::{Deref, DerefMut};
 ///     .on("push", |RepoName(name): RepoName| async move { format!("push to {name}") });
 /// # drop(hooks);
 /// ```
+///
+/// Whatever an extractor does, a payload that is not one JSON object is answered
+/// `400 Invalid JSON payload` before the handler runs.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be taken by a hook handler",
     label = "not a hook handler argument",
     note = "handler arguments implement `hookserver::FromDelivery`: `serde_json::Value`, \
-            `Payload<T>`, `Delivery`, `State<S>`, `bytes::Bytes`, `http::HeaderMap`, \
-            or your own type"
+            `Payload<T>`, `Delivery`, `State<T>` (with `T: FromRef<S>`), `bytes::Bytes`, \
+            `http::HeaderMap`, `Option<T>`, or your own type"
 )]
 pub trait FromDelivery<S>: Sized {
     /// The answer when extraction fails; the handler is not called.
     type Rejection: IntoResponse;
-
-    /// `true` when extraction fails with `400` unless the payload is one valid JSON
-    /// object. A handler with such an argument lets hookserver skip its own
-    /// validation scan, so the payload is parsed once, not twice. Leave it `false`
-    /// unless that holds.
-    const VALIDATES_PAYLOAD: bool = false;
 
     /// Builds the argument.
     fn from_delivery(delivery: &Delivery, state: &S) -> Result<Self, Self::Rejection>;
@@ -61,19 +64,10 @@ pub trait FromDelivery<S>: Sized {
 
 /// The whole payload as a `serde_json::Value` (always an object).
 impl<S> FromDelivery<S> for serde_json::Value {
-    type Rejection = Rejection;
+    type Rejection = PayloadRejection;
 
-    const VALIDATES_PAYLOAD: bool = true;
-
-    fn from_delivery(delivery: &Delivery, _: &S) -> Result<Self, Rejection> {
-        match serde_json::from_slice::<serde_json::Value>(delivery.payload()) {
-            Ok(value) if value.is_object() => Ok(value),
-            // Not an object: the scan says why, in the words every handler gets.
-            Ok(_) => Err(delivery
-                .payload_rejection(|| Rejection::InvalidJson("expected a JSON object".into()))),
-            // Valid JSON that a `Value` cannot hold (a number beyond f64, say).
-            Err(e) => Err(delivery.payload_rejection(|| Rejection::InvalidJson(e.to_string()))),
-        }
+    fn from_delivery(delivery: &Delivery, _: &S) -> Result<Self, PayloadRejection> {
+        delivery.value()
     }
 }
 
@@ -122,37 +116,11 @@ impl<T> Payload<T> {
 }
 
 impl<S, T: DeserializeOwned> FromDelivery<S> for Payload<T> {
-    type Rejection = Rejection;
+    type Rejection = PayloadRejection;
 
-    const VALIDATES_PAYLOAD: bool = true;
-
-    fn from_delivery(delivery: &Delivery, _: &S) -> Result<Self, Rejection> {
-        let payload = delivery.payload();
-        let mut de = serde_json::Deserializer::from_slice(payload);
-        match serde_path_to_error::deserialize(&mut de) {
-            // serde_json builds structs from arrays too, and stops after one value:
-            // only one object, and nothing after it, is a payload.
-            Ok(value) if de.end().is_ok() && starts_an_object(payload) => Ok(Payload(value)),
-            Ok(_) => Err(delivery
-                .payload_rejection(|| Rejection::InvalidJson("expected one JSON object".into()))),
-            // Broken JSON gets the same answer as for any handler; JSON of another
-            // shape names the field that does not fit.
-            Err(e) => Err(delivery.payload_rejection(|| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if path == "." {
-                    Rejection::PayloadMismatch(inner.to_string())
-                } else {
-                    Rejection::PayloadMismatch(format!("{path}: {inner}"))
-                }
-            })),
-        }
+    fn from_delivery(delivery: &Delivery, _: &S) -> Result<Self, PayloadRejection> {
+        delivery.json().map(Payload)
     }
-}
-
-/// Whether the first byte that is not white space opens an object.
-fn starts_an_object(json: &[u8]) -> bool {
-    json.trim_ascii_start().starts_with(b"{")
 }
 
 impl<S> FromDelivery<S> for Delivery {
@@ -181,47 +149,52 @@ impl<S> FromDelivery<S> for HeaderMap {
     }
 }
 
-/// The registry's application state, given to [`Hooks::with_state`](crate::Hooks::with_state).
+/// The registry's state, or any part of it, as axum does it: `State<T>` takes a
+/// `T: FromRef<S>` of the state given to [`Hooks::with_state`](crate::Hooks::with_state).
+/// This is axum's own `State`, so one import serves your routes and your hooks.
 ///
 /// ```
-/// use hookserver::{Config, Hooks, State};
+/// use hookserver::{Config, FromRef, Hooks, State};
 /// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
 ///
 /// #[derive(Clone, Default)]
-/// struct App { pushes: Arc<AtomicU64> }
+/// struct Counters { pushes: Arc<AtomicU64> }
+///
+/// #[derive(Clone, Default)]
+/// struct App { counters: Counters, name: &'static str }
+///
+/// // axum's `#[derive(FromRef)]` writes this for every field.
+/// impl FromRef<App> for Counters {
+///     fn from_ref(app: &App) -> Counters { app.counters.clone() }
+/// }
 ///
 /// let config = Config::new().secret("s").validate_ip(false);
-/// let hooks = Hooks::with_state(config, App::default()).on("push", |State(app): State<App>| async move {
-///     app.pushes.fetch_add(1, Ordering::Relaxed).to_string()
-/// });
+/// let hooks = Hooks::with_state(config, App::default())
+///     // A substate: only the part this handler needs.
+///     .on("push", |State(counters): State<Counters>| async move {
+///         counters.pushes.fetch_add(1, Ordering::Relaxed).to_string()
+///     })
+///     // Or the whole state.
+///     .on("ping", |State(app): State<App>| async move { app.name });
 /// # let _ = hooks.router("/hooks");
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct State<S>(pub S);
-
-impl<S: Clone> FromDelivery<S> for State<S> {
+impl<S, T> FromDelivery<S> for State<T>
+where
+    T: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
     fn from_delivery(_: &Delivery, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(State(state.clone()))
+        Ok(State(T::from_ref(state)))
     }
 }
 
 impl<S, T: FromDelivery<S>> FromDelivery<S> for Option<T> {
     type Rejection = std::convert::Infallible;
 
-    /// `Some` when `T` can be extracted, `None` otherwise (the handler still runs).
+    /// `Some` when `T` can be extracted, `None` otherwise (the handler still runs,
+    /// unless the payload is not valid JSON).
     fn from_delivery(delivery: &Delivery, state: &S) -> Result<Self, Self::Rejection> {
         Ok(T::from_delivery(delivery, state).ok())
     }
 }
-
-// The payload is parsed once only if the payload extractors say they validate it
-// (and those that accept anything say they do not); checked when the crate builds.
-const _: () = {
-    assert!(<serde_json::Value as FromDelivery<()>>::VALIDATES_PAYLOAD);
-    assert!(<Payload<serde_json::Value> as FromDelivery<()>>::VALIDATES_PAYLOAD);
-    assert!(!<Option<serde_json::Value> as FromDelivery<()>>::VALIDATES_PAYLOAD);
-    assert!(!<Delivery as FromDelivery<()>>::VALIDATES_PAYLOAD);
-    assert!(!<Bytes as FromDelivery<()>>::VALIDATES_PAYLOAD);
-};

@@ -17,18 +17,17 @@ use std::{future::Future, sync::Arc};
     label = "not a hook handler",
     note = "a hook handler is an `async fn` (or a closure returning a future) whose \
             arguments implement `hookserver::FromDelivery` (`serde_json::Value`, \
-            `Payload<T>`, `Delivery`, `State<S>`, `Bytes`, `HeaderMap`) and whose \
+            `Payload<T>`, `Delivery`, `State<T>`, `Bytes`, `HeaderMap`) and whose \
             output implements `axum::response::IntoResponse`; at most 16 arguments",
-    note = "with `State<S>`, `S` must be the state given to `Hooks::with_state`"
+    note = "with `State<T>`, `T` must implement `FromRef<S>` for the state `S` given to \
+            `Hooks::with_state` (the state type itself always does)"
 )]
 pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
-    /// Extracts the arguments and starts the handler. An extraction failure is
-    /// answered with its rejection and the function is not called.
+    /// Extracts the arguments and returns the handler's future, not yet polled, so
+    /// the caller can still refuse the delivery before any of the handler's code
+    /// runs. An extraction failure is answered with its rejection and the function
+    /// is not called.
     fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response>;
-
-    /// Whether one of the arguments fails unless the payload is valid JSON (see
-    /// [`FromDelivery::VALIDATES_PAYLOAD`]).
-    const VALIDATES_PAYLOAD: bool;
 }
 
 /// A handler with its argument types erased, as the registry stores it.
@@ -36,7 +35,6 @@ pub(crate) type BoxedHandler<S> = Arc<dyn ErasedHandler<S>>;
 
 pub(crate) trait ErasedHandler<S>: Send + Sync {
     fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response>;
-    fn validates_payload(&self) -> bool;
 }
 
 struct Erased<H, T> {
@@ -50,10 +48,6 @@ where
 {
     fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response> {
         self.handler.call(delivery, state)
-    }
-
-    fn validates_payload(&self) -> bool {
-        H::VALIDATES_PAYLOAD
     }
 }
 
@@ -78,8 +72,6 @@ macro_rules! impl_handler {
             Out: IntoResponse,
             $($arg: FromDelivery<S>,)*
         {
-            const VALIDATES_PAYLOAD: bool = false $(|| $arg::VALIDATES_PAYLOAD)*;
-
             #[allow(non_snake_case, unused_variables)]
             fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response> {
                 $(

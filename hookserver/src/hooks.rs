@@ -1,9 +1,9 @@
 //! `Hooks<S>`: the registry of handlers by event key, and `router(path)`.
 
 use crate::{
-    config::Config,
+    config::{Config, ConfigError},
     handler::{Handler, erase},
-    pipeline::{self, Pipeline},
+    pipeline::{self, Parts, Pipeline},
     routes::{Routes, is_valid_key},
 };
 use std::{fmt, sync::Arc};
@@ -44,6 +44,7 @@ pub trait Hook<S> {
 /// `200 Hook not used`.
 pub struct Hooks<S = ()> {
     config: Config,
+    parts: Parts,
     state: S,
     routes: Routes<S>,
 }
@@ -64,11 +65,16 @@ impl Hooks<()> {
     ///
     /// # Panics
     /// When the configuration cannot work (see [`Config::check`]), most often
-    /// signature checking with no secret. [`Config::from_env`] reports the same
-    /// problems as an error instead.
+    /// signature checking with no secret, or the HTTP client for GitHub's `/meta`
+    /// cannot be built. [`Hooks::try_new`] returns the same problems as an error.
     #[track_caller]
     pub fn new(config: Config) -> Self {
         Self::with_state(config, ())
+    }
+
+    /// [`Hooks::new`], returning a configuration that cannot work as an error.
+    pub fn try_new(config: Config) -> Result<Self, ConfigError> {
+        Self::try_with_state(config, ())
     }
 }
 
@@ -76,20 +82,29 @@ impl<S> Hooks<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    /// A registry whose handlers can take [`State<S>`](crate::State).
+    /// A registry whose handlers can take [`State<T>`](crate::State), for `S` or any
+    /// part of it (`T: FromRef<S>`).
     ///
     /// # Panics
     /// Like [`Hooks::new`], on a configuration that cannot work.
     #[track_caller]
     pub fn with_state(config: Config, state: S) -> Self {
-        if let Err(e) = config.check() {
-            panic!("invalid hookserver configuration: {e}");
+        match Self::try_with_state(config, state) {
+            Ok(hooks) => hooks,
+            Err(e) => panic!("invalid hookserver configuration: {e}"),
         }
-        Self {
+    }
+
+    /// [`Hooks::with_state`], returning a configuration that cannot work as an
+    /// error. Everything the registry needs is built here (the `/meta` client, the
+    /// signature keys), so a problem shows at start-up, not on the first delivery.
+    pub fn try_with_state(config: Config, state: S) -> Result<Self, ConfigError> {
+        Ok(Self {
+            parts: Parts::new(&config)?,
             config,
             state,
             routes: Routes::default(),
-        }
+        })
     }
 
     /// Registers a `#[hook]` handler under its keys.
@@ -131,7 +146,7 @@ where
     /// [`serve`](crate::serve), or with axum's
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(self, path: &str) -> axum::Router {
-        let pipeline = Pipeline::new(self.config, self.state, self.routes);
+        let pipeline = Pipeline::new(self.parts, self.state, self.routes);
         axum::Router::new()
             .route(path, axum::routing::post(pipeline::deliver::<S>))
             .with_state(Arc::new(pipeline))

@@ -49,7 +49,8 @@
 //! 1. `POST` only; other methods get `405` with `Allow: POST`.
 //! 2. Source IP (when `validate_ip`): outside GitHub's ranges → `403`; ranges
 //!    unavailable → `503`.
-//! 3. Body up to the limit (25 MiB) → `413` beyond it.
+//! 3. Body up to the limit (25 MiB) → `413` beyond it; all bodies being received
+//!    share one memory budget → `503` with `Retry-After` when it stays full.
 //! 4. Signature (when `validate_signature`): absent → `400 Missing signature`, wrong
 //!    → `400 Wrong signature`.
 //! 5. `X-GitHub-Event` and `X-GitHub-Delivery` present → else `400 Missing header: ...`.
@@ -60,29 +61,32 @@
 //! [axum]: https://docs.rs/axum
 #![doc(test(attr(deny(warnings))))]
 
+mod allow_list;
+mod body;
+mod client_addr;
 mod config;
 mod delivery;
 mod extract;
 mod handler;
 mod hooks;
-mod ip;
 mod meta;
 mod pipeline;
 mod rejection;
 mod routes;
+mod scan;
 mod serve;
 pub mod signature;
+mod source;
 
-pub use config::{
-    Config, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_GITHUB_API_URL,
-    DEFAULT_HANDLER_TIMEOUT, DEFAULT_META_MAX_STALE, DEFAULT_META_TIMEOUT, DEFAULT_META_TTL,
-};
+/// axum's own extractor of the registry's state (or a part of it, with
+/// [`FromRef`]): the same `State` you use in your routes.
+pub use axum::extract::{FromRef, State};
+pub use config::{Config, ConfigError};
 pub use delivery::Delivery;
-pub use extract::{FromDelivery, Payload, State};
+pub use extract::{FromDelivery, Payload};
 pub use handler::Handler;
 pub use hooks::{Hook, Hooks};
-pub use ip::AllowList;
-pub use rejection::Rejection;
+pub use rejection::{InvalidJson, PayloadMismatch, PayloadRejection};
 pub use serve::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, Server, serve, serve_with_shutdown,
     shutdown_signal,
@@ -93,21 +97,35 @@ pub use serve::{
 /// See [`hookserver_macros::hook`] for the full reference.
 pub use hookserver_macros::hook;
 
-/// Entry points for the fuzz targets and benchmarks; not part of the public API.
+/// Entry points for the fuzz targets, benchmarks and tests; not part of the public
+/// API.
 #[doc(hidden)]
 pub mod __private {
-    /// Parses the `hooks` list of a GitHub `/meta` answer, as the cache does.
-    pub fn parse_meta_hooks(body: &[u8]) -> Result<crate::AllowList, String> {
-        crate::meta::parse_hooks(body)
+    use std::net::IpAddr;
+
+    /// Parses the `hooks` list of a GitHub `/meta` answer, as the cache does, and
+    /// returns a lookup over it.
+    pub fn parse_meta_hooks(body: &[u8]) -> Result<impl Fn(IpAddr) -> bool, String> {
+        let list = crate::meta::parse_hooks(body)?;
+        Ok(move |ip| list.contains(ip))
     }
 
-    /// Checks a delivery's headers and payload as the pipeline does after the
-    /// signature: the routing action, or the rejection.
+    /// The allow-list of `nets` as a lookup, as the source check builds it.
+    pub fn allow_list(nets: Vec<ipnet::IpNet>) -> impl Fn(IpAddr) -> bool {
+        let list = crate::allow_list::AllowList::new(nets);
+        move |ip| list.contains(ip)
+    }
+
+    /// Checks a delivery's headers and locates its payload as the pipeline does
+    /// after the signature: the routing action, or the answer's status and body.
     pub fn parse_delivery(
         headers: http::HeaderMap,
         body: bytes::Bytes,
-    ) -> Result<Option<String>, crate::Rejection> {
-        crate::Delivery::parse(headers, body, None).map(|d| d.action().map(str::to_owned))
+    ) -> Result<Option<String>, (u16, String)> {
+        let refused =
+            |r: crate::rejection::Rejection| (r.status().as_u16(), r.message().into_owned());
+        let delivery = crate::Delivery::parse(headers, body, None).map_err(refused)?;
+        Ok(delivery.action().map(str::to_owned))
     }
 }
 

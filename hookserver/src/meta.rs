@@ -14,7 +14,11 @@
 //!   so an outage costs GitHub one request per back-off step, not one per delivery;
 //! - every request has a timeout, and an unusable answer is never cached.
 
-use crate::{config::Config, ip::AllowList, rejection::Rejection};
+use crate::{
+    allow_list::AllowList,
+    config::{ConfigError, Setting},
+    rejection::Rejection,
+};
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode, header};
@@ -34,9 +38,89 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
 /// The largest `/meta` answer read (github.com's is a few hundred KB).
 const MAX_META_BYTES: usize = 8 * 1024 * 1024;
 
+/// `Config::github_api_url` / `GITHUB_API_URL`.
+pub(crate) const API_URL: Setting = Setting::new("Config::github_api_url", "GITHUB_API_URL");
+/// `Config::github_token` / `GITHUB_TOKEN`.
+pub(crate) const TOKEN: Setting = Setting::new("Config::github_token", "GITHUB_TOKEN");
+/// `Config::meta_ttl` / `HOOKSERVER_META_TTL_SECS`.
+pub(crate) const TTL: Setting = Setting::new("Config::meta_ttl", "HOOKSERVER_META_TTL_SECS");
+/// `Config::meta_max_stale` / `HOOKSERVER_META_MAX_STALE_SECS`.
+pub(crate) const MAX_STALE: Setting =
+    Setting::new("Config::meta_max_stale", "HOOKSERVER_META_MAX_STALE_SECS");
+/// `Config::meta_timeout` / `HOOKSERVER_META_TIMEOUT_SECS`.
+pub(crate) const TIMEOUT: Setting =
+    Setting::new("Config::meta_timeout", "HOOKSERVER_META_TIMEOUT_SECS");
+/// `Config::meta_warm` / `HOOKSERVER_META_WARM`.
+pub(crate) const WARM: Setting = Setting::new("Config::meta_warm", "HOOKSERVER_META_WARM");
+
+/// Where `/meta` is and how it is cached.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct MetaSettings {
+    pub(crate) api_url: String,
+    pub(crate) token: Option<String>,
+    pub(crate) ttl: Duration,
+    pub(crate) max_stale: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) warm: bool,
+}
+
+impl MetaSettings {
+    pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
+    pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
+    pub(crate) const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
+    pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let url = &self.api_url;
+        let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+        if !scheme_ok || reqwest::Url::parse(url).is_err() {
+            return Err(ConfigError::invalid(
+                API_URL,
+                url,
+                "an http:// or https:// URL such as https://api.github.com",
+            ));
+        }
+        for (setting, value) in [(TTL, self.ttl), (TIMEOUT, self.timeout)] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(setting, "0", "at least 1 second"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for MetaSettings {
+    fn default() -> Self {
+        Self {
+            api_url: Self::DEFAULT_API_URL.to_owned(),
+            token: None,
+            ttl: Self::DEFAULT_TTL,
+            max_stale: Self::DEFAULT_MAX_STALE,
+            timeout: Self::DEFAULT_TIMEOUT,
+            warm: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for MetaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaSettings")
+            .field("api_url", &self.api_url)
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| format_args!("[redacted]")),
+            )
+            .field("ttl", &self.ttl)
+            .field("max_stale", &self.max_stale)
+            .field("timeout", &self.timeout)
+            .field("warm", &self.warm)
+            .finish()
+    }
+}
+
 /// The cached hook ranges of one router.
 pub(crate) struct MetaCache {
-    client: Result<reqwest::Client, String>,
+    client: reqwest::Client,
     url: String,
     token: Option<String>,
     ttl: Duration,
@@ -110,22 +194,27 @@ pub(crate) enum Outcome {
 }
 
 impl MetaCache {
-    pub(crate) fn new(config: &Config) -> Self {
+    /// The cache, with its HTTP client built now: a client that cannot be built
+    /// is a start-up error, not a `503` on every delivery.
+    pub(crate) fn new(settings: &MetaSettings) -> Result<Self, ConfigError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("hookserver/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.meta_timeout)
-            .connect_timeout(config.meta_timeout)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"));
-        Self {
+            .map_err(|e| ConfigError::Startup {
+                what: "the HTTP client for GitHub's /meta",
+                why: e.to_string(),
+            })?;
+        Ok(Self {
             client,
-            url: format!("{}/meta", config.github_api_url.trim_end_matches('/')),
-            token: config.github_token.clone(),
-            ttl: config.meta_ttl,
-            max_stale: config.meta_max_stale,
+            url: format!("{}/meta", settings.api_url.trim_end_matches('/')),
+            token: settings.token.clone(),
+            ttl: settings.ttl,
+            max_stale: settings.max_stale,
             snapshot: ArcSwap::from_pointee(Snapshot::cold(Instant::now())),
             refresh: Arc::new(Mutex::new(())),
-        }
+        })
     }
 
     /// Starts fetching the list in the background, so the first delivery does not
@@ -185,16 +274,8 @@ impl MetaCache {
     }
 
     async fn fetch(&self, etag: Option<&str>) -> Outcome {
-        let client = match &self.client {
-            Ok(client) => client,
-            Err(why) => {
-                return Outcome::Failed {
-                    why: why.clone(),
-                    base: BACKOFF_BASE,
-                };
-            }
-        };
-        let mut request = client
+        let mut request = self
+            .client
             .get(&self.url)
             .header(header::ACCEPT, "application/vnd.github+json")
             .header("x-github-api-version", "2022-11-28");
@@ -341,7 +422,7 @@ pub(crate) fn parse_hooks(body: &[u8]) -> Result<AllowList, String> {
     let nets = hooks
         .iter()
         .map(|s| {
-            crate::config::parse_net(s.trim())
+            crate::allow_list::parse_net(s.trim())
                 .ok_or_else(|| format!("`hooks` holds {s:?}, not a CIDR"))
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -1,23 +1,23 @@
 //! One delivery's way through, in the order that is part of the contract:
-//! source IP → body (with its limit) → signature → GitHub headers → payload →
-//! dispatch. Each step either passes or answers with a [`Rejection`].
+//! source IP → body (limit, timeout, budget) → signature → GitHub headers → payload
+//! → dispatch. Each step either passes or answers with a [`Rejection`], and the
+//! delivery's outcome is logged once, here, in one line that carries the reason.
 
 use crate::{
-    config::Config,
+    body::BodyReader,
+    config::{Config, ConfigError},
     delivery::Delivery,
+    rejection::{Reason, Rejection},
     routes::Routes,
-    ip::SourceCheck,
-    rejection::Rejection,
-    signature::{SIGNATURE_256_HEADER, SIGNATURE_SHA1_HEADER, Verifier},
+    signature::{SignatureError, Signatures, Verifier},
+    source::SourceCheck,
 };
 use axum::{
     extract::{ConnectInfo, Request, State},
     response::{IntoResponse, Response},
 };
-use bytes::Bytes;
 use futures_util::FutureExt;
-use http::{HeaderMap, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http::StatusCode;
 use std::{
     net::SocketAddr,
     panic::AssertUnwindSafe,
@@ -26,35 +26,45 @@ use std::{
 };
 use tracing::Instrument;
 
-/// Everything a delivery needs, built once per router.
+/// Everything a delivery needs, built once per registry.
 pub(crate) struct Pipeline<S> {
     source: Option<SourceCheck>,
-    body_limit: usize,
-    body_timeout: Duration,
-    handler_timeout: Duration,
+    body: BodyReader,
     /// `None` when signature checking is off.
     verifier: Option<Verifier>,
+    handler_timeout: Duration,
     routes: Routes<S>,
     state: S,
 }
 
-impl<S> Pipeline<S> {
-    pub(crate) fn new(config: Config, state: S, routes: Routes<S>) -> Self {
-        let verifier = config
-            .validate_signature
-            .then(|| Verifier::new(&config.secrets, config.allow_sha1));
-        let source = config.validate_ip.then(|| SourceCheck::new(&config));
-        if let Some(meta) = source.as_ref().and_then(SourceCheck::meta)
-            && config.meta_warm
-        {
-            meta.warm();
-        }
-        Self {
-            source,
-            body_limit: config.body_limit,
-            body_timeout: config.body_timeout,
+/// The parts built from a configuration, before the routes are known. Building
+/// them is where start-up errors (an HTTP client that cannot be built) surface.
+pub(crate) struct Parts {
+    source: Option<SourceCheck>,
+    body: BodyReader,
+    verifier: Option<Verifier>,
+    handler_timeout: Duration,
+}
+
+impl Parts {
+    pub(crate) fn new(config: &Config) -> Result<Self, ConfigError> {
+        config.check()?;
+        Ok(Self {
+            source: SourceCheck::new(&config.source, &config.meta)?,
+            body: BodyReader::new(&config.body),
+            verifier: config.signature.verifier(),
             handler_timeout: config.handler_timeout,
-            verifier,
+        })
+    }
+}
+
+impl<S> Pipeline<S> {
+    pub(crate) fn new(parts: Parts, state: S, routes: Routes<S>) -> Self {
+        Self {
+            source: parts.source,
+            body: parts.body,
+            verifier: parts.verifier,
+            handler_timeout: parts.handler_timeout,
             routes,
             state,
         }
@@ -91,20 +101,44 @@ where
         action = tracing::field::Empty,
         guid = as_str(&guid),
     );
-    let (response, delivery) = pipeline.run(request).instrument(span.clone()).await;
+    let (mut response, delivery) = pipeline.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let elapsed_us = started.elapsed().as_micros() as u64;
     let action = delivery.as_ref().and_then(Delivery::known_action);
     let (event, guid) = (as_str(&event), as_str(&guid));
+    // The reason is the answer's own text from hookserver, which may quote the
+    // payload (serde's messages): Debug formatting escapes newlines and quotes.
+    let reason = response.extensions_mut().remove::<Reason>().map(|r| r.0);
+    let reason = reason.as_deref();
     span.in_scope(|| {
-        // A flood of bad requests must not drown the log: 4xx at debug.
         macro_rules! answered {
             ($level:ident) => {
-                tracing::$level!(event, action, guid, status, elapsed_us, "delivery answered")
+                match reason {
+                    Some(reason) => tracing::$level!(
+                        event,
+                        action,
+                        guid,
+                        status,
+                        elapsed_us,
+                        reason,
+                        "delivery answered"
+                    ),
+                    None => tracing::$level!(
+                        event,
+                        action,
+                        guid,
+                        status,
+                        elapsed_us,
+                        "delivery answered"
+                    ),
+                }
             };
         }
+        // One line per delivery, at the level its outcome deserves. A flood of bad
+        // requests must not drown the log: 4xx at debug.
         match status {
-            500.. => answered!(warn),
+            500 => answered!(error),
+            501.. => answered!(warn),
             400..=499 => answered!(debug),
             _ => answered!(info),
         }
@@ -118,14 +152,6 @@ where
 {
     /// The answer, and the delivery when it got that far.
     async fn run(&self, request: Request) -> (Response, Option<Delivery>) {
-        match self.accept(request).await {
-            Ok(delivery) => (self.dispatch(&delivery).await, Some(delivery)),
-            Err(rejection) => (rejection.into_response(), None),
-        }
-    }
-
-    /// Every check before a handler runs.
-    async fn accept(&self, request: Request) -> Result<Delivery, Rejection> {
         let (parts, body) = request.into_parts();
         let client_ip = match &self.source {
             Some(source) => {
@@ -133,109 +159,89 @@ where
                     .extensions
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|c| c.0.ip());
-                Some(source.check(peer, &parts.headers).await?)
+                match source.check(peer, &parts.headers).await {
+                    Ok(client) => Some(client),
+                    Err(rejection) => return (rejection.into_response(), None),
+                }
             }
             None => None,
         };
-        let body = tokio::time::timeout(
-            self.body_timeout,
-            read_body(&parts.headers, body, self.body_limit),
-        )
-        .await
-        .map_err(|_| Rejection::BodyTimeout)??;
-        if let Some(verifier) = &self.verifier {
-            verify(verifier, &parts.headers, &body)?;
+        // The body's share of the buffered-bytes budget is held until the answer.
+        let body = match self.body.read(&parts.headers, body).await {
+            Ok(body) => body,
+            Err(rejection) => return (rejection.into_response(), None),
+        };
+        if let Some(verifier) = &self.verifier
+            && let Err(rejection) = verify(verifier, &parts.headers, &body.bytes)
+        {
+            return (rejection.into_response(), None);
         }
-        Delivery::parse(parts.headers, body, client_ip)
+        match Delivery::parse(parts.headers, body.bytes.clone(), client_ip) {
+            Ok(delivery) => (self.dispatch(&delivery).await, Some(delivery)),
+            Err(rejection) => (rejection.into_response(), None),
+        }
     }
 
     async fn dispatch(&self, delivery: &Delivery) -> Response {
         let handler = self.routes.find(delivery.event(), || delivery.action());
-        // A payload extractor checks the JSON as it parses it; otherwise scan it here
-        // (building nothing), so that broken JSON is a 400 whatever the handler takes.
-        if !handler.is_some_and(|h| h.validates_payload())
-            && let Err(rejection) = delivery.validate_payload()
-        {
-            return rejection.into_response();
-        }
-        if let Some(action) = delivery.action_for_log() {
-            tracing::Span::current().record("action", action);
-        }
         let Some(handler) = handler else {
-            tracing::debug!("no handler for this event");
+            // Broken JSON is a 400 whatever the handler takes, even none.
+            if let Err(invalid) = delivery.check_payload() {
+                return invalid.into_response();
+            }
+            record_action(delivery);
             return (StatusCode::OK, "Hook not used").into_response();
         };
         // A panic in the handler (while extracting or while running) is the handler's
-        // bug: answer 500, log it, and keep the connection and the server alive.
+        // bug: answer 500 and keep the connection and the server alive.
         let call =
             std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(delivery, &self.state)));
-        let outcome = match call {
-            Ok(future) => {
-                let guarded = AssertUnwindSafe(future).catch_unwind();
-                match tokio::time::timeout(self.handler_timeout, guarded).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        tracing::error!(
-                            event = delivery.event(),
-                            guid = delivery.guid(),
-                            timeout_ms = self.handler_timeout.as_millis() as u64,
-                            "hook handler timed out and was stopped; spawn long work and answer at once"
-                        );
-                        return Rejection::HandlerTimedOut.into_response();
-                    }
-                }
-            }
-            Err(panic) => Err(panic),
+        // The extractors have run and the handler's own code has not: refuse a
+        // payload that is not valid JSON now. When an extractor parsed it, this
+        // costs nothing; otherwise it is one scan that builds nothing.
+        if let Err(invalid) = delivery.check_payload() {
+            return invalid.into_response();
+        }
+        record_action(delivery);
+        let future = match call {
+            Ok(future) => future,
+            Err(panic) => return Rejection::HandlerPanicked(panic_message(&panic)).into_response(),
         };
-        outcome.unwrap_or_else(|panic| {
-            tracing::error!(
-                event = delivery.event(),
-                guid = delivery.guid(),
-                panic = panic_message(&panic),
-                "hook handler panicked"
-            );
-            Rejection::HandlerPanicked.into_response()
-        })
-    }
-}
-
-/// Reads the body, refusing anything beyond `limit` before reading it when the
-/// sender declares its length, and while streaming otherwise.
-async fn read_body(
-    headers: &HeaderMap,
-    body: axum::body::Body,
-    limit: usize,
-) -> Result<Bytes, Rejection> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(Rejection::PayloadTooLarge { limit });
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(Rejection::PayloadTooLarge { limit }),
-        Err(e) => {
-            tracing::debug!(error = %e, "could not read the request body");
-            Err(Rejection::BodyUnreadable)
+        let guarded = AssertUnwindSafe(future).catch_unwind();
+        match tokio::time::timeout(self.handler_timeout, guarded).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(panic)) => Rejection::HandlerPanicked(panic_message(&panic)).into_response(),
+            Err(_) => Rejection::HandlerTimedOut {
+                after_ms: self.handler_timeout.as_millis() as u64,
+            }
+            .into_response(),
         }
     }
 }
 
-fn verify(verifier: &Verifier, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
-    let sha256 = headers.get(SIGNATURE_256_HEADER).map(|v| v.as_bytes());
-    let sha1 = headers.get(SIGNATURE_SHA1_HEADER).map(|v| v.as_bytes());
-    verifier.verify(sha256, sha1, body).map_err(|e| match e {
-        crate::signature::SignatureError::Missing => Rejection::MissingSignature,
-        crate::signature::SignatureError::Wrong => Rejection::WrongSignature,
-    })
+/// Puts the action on the delivery's span, where the handler's log lines see it.
+fn record_action(delivery: &Delivery) {
+    if let Some(action) = delivery.action_for_log() {
+        tracing::Span::current().record("action", action);
+    }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+fn verify(verifier: &Verifier, headers: &http::HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+    let signatures = Signatures::from_headers(headers);
+    signatures
+        .and_then(|signatures| verifier.verify(body, signatures))
+        .map_err(|e| match e {
+            SignatureError::Missing => Rejection::MissingSignature,
+            SignatureError::Duplicate(name) => Rejection::DuplicateSignature(name),
+            _ => Rejection::WrongSignature,
+        })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(not a string)")
+        .to_owned()
 }

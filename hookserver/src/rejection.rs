@@ -1,42 +1,244 @@
-//! Every early answer hookserver gives, as one type that knows its status and message.
+//! Answers other than the handler's: small types that know their status and body.
 //!
-//! Bodies are short plain text that tells the sender what to fix, and never carry a
-//! secret, an expected MAC or a stack trace.
+//! Two families, as in axum: the public [`PayloadRejection`] (what the payload
+//! extractors and [`Delivery::json`](crate::Delivery::json) return, so a user's own
+//! extractor can return it too), and the pipeline's own early answers
+//! ([`Rejection`]), which only hookserver constructs. Bodies are short plain text that
+//! tells the sender what to fix, and never carry a secret, an expected MAC or a stack
+//! trace. None of these log anything: the delivery's one log line does, with the
+//! reason (see `pipeline`).
 
 use axum::response::{IntoResponse, Response};
-use http::{StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use std::{borrow::Cow, fmt};
 
-/// Why a delivery was answered before (or instead of) reaching a handler.
+/// The reason behind an answer, put in the response's extensions so that the
+/// delivery's log line can say why without parsing the body.
+#[derive(Clone, Debug)]
+pub(crate) struct Reason(pub(crate) Cow<'static, str>);
+
+/// A plain-text answer that carries its reason for the log line.
+fn plain(status: StatusCode, body: String, reason: Cow<'static, str>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.extensions_mut().insert(Reason(reason));
+    response
+}
+
+/// `400`: the payload is not one JSON object (broken JSON, an array, two top-level
+/// `action` keys, a number a `Value` cannot hold...). Every handler gets this
+/// answer for such a payload, whatever it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidJson {
+    why: String,
+}
+
+impl InvalidJson {
+    pub(crate) fn new(why: impl Into<String>) -> Self {
+        Self { why: why.into() }
+    }
+
+    /// `400 Bad Request`.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    /// `Invalid JSON payload: <why>`.
+    pub fn body_text(&self) -> String {
+        format!("Invalid JSON payload: {}", self.why)
+    }
+}
+
+impl fmt::Display for InvalidJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Invalid JSON payload: {}", self.why)
+    }
+}
+
+impl std::error::Error for InvalidJson {}
+
+impl IntoResponse for InvalidJson {
+    fn into_response(self) -> Response {
+        let body = self.body_text();
+        plain(self.status(), body.clone(), body.into())
+    }
+}
+
+/// `400`: the payload is valid JSON but does not fit the type a handler asked for;
+/// the message names the field (`pull_request.number: invalid type: ...`).
+#[derive(Debug)]
+pub struct PayloadMismatch {
+    path: String,
+    source: serde_json::Error,
+}
+
+impl PayloadMismatch {
+    pub(crate) fn new(error: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = error.path().to_string();
+        Self {
+            path,
+            source: error.into_inner(),
+        }
+    }
+
+    /// `400 Bad Request`.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    /// Where in the payload it went wrong, e.g. `pull_request.number` (`.` for the
+    /// payload itself).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// `Payload does not match: <path>: <serde's message>`.
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for PayloadMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path == "." {
+            write!(f, "Payload does not match: {}", self.source)
+        } else {
+            write!(f, "Payload does not match: {}: {}", self.path, self.source)
+        }
+    }
+}
+
+impl std::error::Error for PayloadMismatch {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl IntoResponse for PayloadMismatch {
+    fn into_response(self) -> Response {
+        let body = self.body_text();
+        plain(self.status(), body.clone(), body.into())
+    }
+}
+
+/// Why a payload could not be extracted: what [`Payload<T>`](crate::Payload),
+/// `serde_json::Value` and [`Delivery::json`](crate::Delivery::json) return.
+///
+/// Return it from your own [`FromDelivery`](crate::FromDelivery) with `?`:
+///
+/// ```
+/// use hookserver::{Delivery, FromDelivery, PayloadRejection};
+///
+/// struct Sender(String);
+///
+/// impl<S> FromDelivery<S> for Sender {
+///     type Rejection = PayloadRejection;
+///     fn from_delivery(delivery: &Delivery, _: &S) -> Result<Self, PayloadRejection> {
+///         #[derive(serde::Deserialize)]
+///         struct User { login: String }
+///         #[derive(serde::Deserialize)]
+///         struct Event { sender: User }
+///         Ok(Sender(delivery.json::<Event>()?.sender.login))
+///     }
+/// }
+/// ```
+#[derive(Debug)]
 #[non_exhaustive]
-pub enum Rejection {
+pub enum PayloadRejection {
+    /// The payload is not one JSON object.
+    InvalidJson(InvalidJson),
+    /// The payload is JSON of another shape.
+    Mismatch(PayloadMismatch),
+}
+
+impl PayloadRejection {
+    /// The status it answers with (`400` for every variant today).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(e) => e.status(),
+            Self::Mismatch(e) => e.status(),
+        }
+    }
+
+    /// The plain-text body it answers with.
+    pub fn body_text(&self) -> String {
+        match self {
+            Self::InvalidJson(e) => e.body_text(),
+            Self::Mismatch(e) => e.body_text(),
+        }
+    }
+}
+
+impl fmt::Display for PayloadRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidJson(e) => e.fmt(f),
+            Self::Mismatch(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PayloadRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidJson(e) => Some(e),
+            Self::Mismatch(e) => Some(e),
+        }
+    }
+}
+
+impl From<InvalidJson> for PayloadRejection {
+    fn from(e: InvalidJson) -> Self {
+        Self::InvalidJson(e)
+    }
+}
+
+impl From<PayloadMismatch> for PayloadRejection {
+    fn from(e: PayloadMismatch) -> Self {
+        Self::Mismatch(e)
+    }
+}
+
+impl IntoResponse for PayloadRejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::InvalidJson(e) => e.into_response(),
+            Self::Mismatch(e) => e.into_response(),
+        }
+    }
+}
+
+/// The pipeline's own early answers: why a delivery was answered before (or instead
+/// of) reaching a handler. Only hookserver constructs these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Rejection {
     /// 403: the client address is not in GitHub's hook ranges.
-    ForbiddenSource,
+    ForbiddenSource(std::net::IpAddr),
     /// 400: `X-Forwarded-For` from a trusted proxy does not hold an IP address.
     BadForwardedFor,
     /// 503: GitHub's `/meta` could not be fetched and no usable list is cached.
     GithubUnreachable,
     /// 503: GitHub rate-limits us until the given instant (an HTTP date).
-    GithubRateLimited {
-        /// When GitHub may be asked again, as an HTTP date.
-        until: String,
-    },
+    GithubRateLimited { until: String },
     /// 500: source-IP checking is on but the server does not provide peer addresses.
     NoPeerAddress,
     /// 413: the body is larger than the configured limit.
-    PayloadTooLarge {
-        /// The limit, in bytes.
-        limit: usize,
-    },
+    PayloadTooLarge { limit: usize },
     /// 400: the body could not be read.
-    BodyUnreadable,
+    BodyUnreadable(String),
     /// 408: the body did not arrive within the body timeout.
     BodyTimeout,
+    /// 503: the bodies being received already fill the buffered-bytes budget.
+    BodyBudgetExhausted { retry_after_secs: u64 },
     /// 400: no signature header the configuration accepts.
     MissingSignature,
     /// 400: the signature is malformed or matches no secret.
     WrongSignature,
+    /// 400: more than one signature header of the same kind.
+    DuplicateSignature(&'static str),
     /// 400: a required header is absent or empty.
     MissingHeader(&'static str),
     /// 400: a header holds something other than visible ASCII.
@@ -45,44 +247,43 @@ pub enum Rejection {
     UnsupportedContentType,
     /// 400: a form delivery without its `payload` field, or with more than one.
     FormPayloadField,
-    /// 400: the payload is not a JSON object.
-    InvalidJson(String),
-    /// 400: the payload is JSON, but not of the shape the handler asked for.
-    PayloadMismatch(String),
+    /// 400: the payload is not one JSON object.
+    InvalidJson(InvalidJson),
     /// 500: the handler panicked.
-    HandlerPanicked,
+    HandlerPanicked(String),
     /// 503: the handler ran past the handler timeout and was stopped.
-    HandlerTimedOut,
+    HandlerTimedOut { after_ms: u64 },
 }
 
 impl Rejection {
     /// The HTTP status this rejection answers with.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Self::ForbiddenSource => StatusCode::FORBIDDEN,
+            Self::ForbiddenSource(_) => StatusCode::FORBIDDEN,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::GithubUnreachable | Self::GithubRateLimited { .. } | Self::HandlerTimedOut => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::NoPeerAddress | Self::HandlerPanicked => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::GithubUnreachable
+            | Self::GithubRateLimited { .. }
+            | Self::BodyBudgetExhausted { .. }
+            | Self::HandlerTimedOut { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoPeerAddress | Self::HandlerPanicked(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadForwardedFor
-            | Self::BodyUnreadable
+            | Self::BodyUnreadable(_)
             | Self::MissingSignature
             | Self::WrongSignature
+            | Self::DuplicateSignature(_)
             | Self::MissingHeader(_)
             | Self::InvalidHeader(_)
             | Self::FormPayloadField
-            | Self::InvalidJson(_)
-            | Self::PayloadMismatch(_) => StatusCode::BAD_REQUEST,
+            | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
         }
     }
 
     /// The plain-text message sent as the body.
-    pub fn message(&self) -> Cow<'static, str> {
+    pub(crate) fn message(&self) -> Cow<'static, str> {
         match self {
-            Self::ForbiddenSource => "Requests must originate from GitHub".into(),
+            Self::ForbiddenSource(_) => "Requests must originate from GitHub".into(),
             Self::BadForwardedFor => "Invalid X-Forwarded-For header".into(),
             Self::GithubUnreachable => "Error reaching GitHub".into(),
             Self::GithubRateLimited { until } => {
@@ -92,20 +293,48 @@ impl Rejection {
             Self::PayloadTooLarge { limit } => {
                 format!("Payload too large: the limit is {limit} bytes").into()
             }
-            Self::BodyUnreadable => "Could not read the request body".into(),
+            Self::BodyUnreadable(_) => "Could not read the request body".into(),
             Self::BodyTimeout => "Request body not received in time".into(),
+            Self::BodyBudgetExhausted { .. } => {
+                "Server busy: too many request bodies in memory, try again later".into()
+            }
             Self::MissingSignature => "Missing signature".into(),
             Self::WrongSignature => "Wrong signature".into(),
+            Self::DuplicateSignature(name) => {
+                format!("Wrong signature: more than one {name} header").into()
+            }
             Self::MissingHeader(name) => format!("Missing header: {name}").into(),
             Self::InvalidHeader(name) => format!("Invalid header: {name}").into(),
             Self::UnsupportedContentType => "Unsupported Content-Type: expected \
                  application/json or application/x-www-form-urlencoded"
                 .into(),
             Self::FormPayloadField => "Form body must carry exactly one payload field".into(),
-            Self::InvalidJson(why) => format!("Invalid JSON payload: {why}").into(),
-            Self::PayloadMismatch(why) => format!("Payload does not match: {why}").into(),
-            Self::HandlerPanicked => "Internal server error".into(),
-            Self::HandlerTimedOut => "Hook handler timed out".into(),
+            Self::InvalidJson(e) => e.body_text().into(),
+            Self::HandlerPanicked(_) => "Internal server error".into(),
+            Self::HandlerTimedOut { .. } => "Hook handler timed out".into(),
+        }
+    }
+
+    /// What the log line says: the message, or more where the operator needs more
+    /// than the sender may see.
+    fn reason(&self) -> Cow<'static, str> {
+        match self {
+            Self::NoPeerAddress => "source-IP checking is on but the server gives no peer \
+                 address: serve the app with hookserver::serve, or with \
+                 into_make_service_with_connect_info::<SocketAddr>()"
+                .into(),
+            Self::ForbiddenSource(client) => {
+                format!("Requests must originate from GitHub: {client} is not in the allow-list")
+                    .into()
+            }
+            Self::BodyUnreadable(why) => format!("Could not read the request body: {why}").into(),
+            Self::HandlerPanicked(why) => format!("hook handler panicked: {why}").into(),
+            Self::HandlerTimedOut { after_ms } => format!(
+                "hook handler timed out after {after_ms} ms and was stopped; \
+                 spawn long work and answer at once"
+            )
+            .into(),
+            other => other.message(),
         }
     }
 }
@@ -116,22 +345,21 @@ impl fmt::Display for Rejection {
     }
 }
 
-impl std::error::Error for Rejection {}
+impl From<InvalidJson> for Rejection {
+    fn from(e: InvalidJson) -> Self {
+        Self::InvalidJson(e)
+    }
+}
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), "{self}");
-        } else {
-            tracing::debug!(status = status.as_u16(), "{self}");
+        let mut response = plain(self.status(), self.message().into_owned(), self.reason());
+        if let Self::BodyBudgetExhausted { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
-        (
-            status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            self.message().into_owned(),
-        )
-            .into_response()
+        response
     }
 }
 
@@ -143,7 +371,7 @@ mod tests {
     fn flask_hookserver_messages_and_statuses() {
         let cases = [
             (
-                Rejection::ForbiddenSource,
+                Rejection::ForbiddenSource([203, 0, 113, 9].into()),
                 403,
                 "Requests must originate from GitHub",
             ),
@@ -157,6 +385,11 @@ mod tests {
             ),
             (Rejection::MissingSignature, 400, "Missing signature"),
             (Rejection::WrongSignature, 400, "Wrong signature"),
+            (
+                Rejection::DuplicateSignature("X-Hub-Signature-256"),
+                400,
+                "Wrong signature: more than one X-Hub-Signature-256 header",
+            ),
             (
                 Rejection::MissingHeader("X-GitHub-Event"),
                 400,
@@ -172,12 +405,58 @@ mod tests {
                 415,
                 "Unsupported Content-Type: expected application/json or application/x-www-form-urlencoded",
             ),
-            (Rejection::HandlerPanicked, 500, "Internal server error"),
+            (
+                Rejection::HandlerPanicked("boom".into()),
+                500,
+                "Internal server error",
+            ),
         ];
         for (rejection, status, message) in cases {
             assert_eq!(rejection.status().as_u16(), status, "{rejection:?}");
             assert_eq!(rejection.message(), message);
             assert_eq!(rejection.to_string(), message);
         }
+    }
+
+    #[test]
+    fn answers_carry_their_reason_and_never_the_panic_in_the_body() {
+        let response = Rejection::HandlerPanicked("secret detail".into()).into_response();
+        let reason = response
+            .extensions()
+            .get::<Reason>()
+            .expect("reason")
+            .0
+            .clone();
+        assert_eq!(reason, "hook handler panicked: secret detail");
+        let response = Rejection::BodyBudgetExhausted {
+            retry_after_secs: 2,
+        }
+        .into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn payload_rejections_know_their_status_body_and_source() {
+        let invalid = PayloadRejection::from(InvalidJson::new("EOF while parsing"));
+        assert_eq!(invalid.status(), 400);
+        assert_eq!(
+            invalid.body_text(),
+            "Invalid JSON payload: EOF while parsing"
+        );
+        let error = serde_path_to_error::deserialize::<_, u8>(
+            &mut serde_json::Deserializer::from_str("\"x\""),
+        )
+        .unwrap_err();
+        let mismatch = PayloadRejection::from(PayloadMismatch::new(error));
+        assert_eq!(mismatch.status(), 400);
+        assert!(
+            mismatch
+                .body_text()
+                .starts_with("Payload does not match: invalid type: string"),
+            "{mismatch}"
+        );
+        let source = std::error::Error::source(&mismatch).expect("source");
+        assert!(std::error::Error::source(source).is_some(), "serde's error");
     }
 }

@@ -2,7 +2,7 @@
 //! source-IP check, a deadline for request headers (slowloris), and a graceful,
 //! bounded shutdown.
 
-use crate::config::{ConfigError, parse_secs};
+use crate::config::{ConfigError, Setting, Vars, parse_secs};
 use axum::extract::ConnectInfo;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -80,14 +80,20 @@ impl Server {
     /// Reads `HOOKSERVER_HEADER_TIMEOUT_SECS` and `HOOKSERVER_SHUTDOWN_GRACE_SECS`
     /// (whole seconds, at least 1), falling back to the defaults.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) over any source of variables, read as
+    /// [`Config::from_lookup`](crate::Config::from_lookup) reads them.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        const HEADER_TIMEOUT: Setting =
+            Setting::new("Server::header_timeout", "HOOKSERVER_HEADER_TIMEOUT_SECS");
+        const SHUTDOWN_GRACE: Setting =
+            Setting::new("Server::shutdown_grace", "HOOKSERVER_SHUTDOWN_GRACE_SECS");
+        let vars = Vars::new(lookup);
         let mut server = Self::new();
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        if let Some(v) = get("HOOKSERVER_HEADER_TIMEOUT_SECS") {
-            server.header_timeout = parse_secs("HOOKSERVER_HEADER_TIMEOUT_SECS", &v)?;
-        }
-        if let Some(v) = get("HOOKSERVER_SHUTDOWN_GRACE_SECS") {
-            server.shutdown_grace = parse_secs("HOOKSERVER_SHUTDOWN_GRACE_SECS", &v)?;
-        }
+        vars.read(HEADER_TIMEOUT, &mut server.header_timeout, parse_secs)?;
+        vars.read(SHUTDOWN_GRACE, &mut server.shutdown_grace, parse_secs)?;
         Ok(server)
     }
 

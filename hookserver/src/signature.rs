@@ -10,7 +10,9 @@
 //! - compares in constant time (`Mac::verify_slice`), against every configured secret,
 //!   so a secret can be rotated without dropping deliveries.
 
+use crate::config::{ConfigError, Setting};
 use hmac::{Hmac, KeyInit, Mac};
+use http::HeaderMap;
 use sha1::Sha1;
 use sha2::Sha256;
 use std::fmt;
@@ -25,11 +27,58 @@ pub const SIGNATURE_SHA1_HEADER: &str = "x-hub-signature";
 
 /// Why a signature did not verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SignatureError {
     /// No signature header the configuration accepts was sent.
     Missing,
     /// A signature was sent but is malformed or does not match any secret.
     Wrong,
+    /// The named header was sent more than once: which one counts would be a guess.
+    Duplicate(&'static str),
+}
+
+/// The signature headers of one delivery, each named by its algorithm so that the
+/// two cannot be swapped by accident.
+///
+/// ```
+/// use hookserver::signature::{Signatures, Verifier, sign_sha256};
+///
+/// let body = b"Hello, World!";
+/// let header = sign_sha256(b"It's a Secret to Everybody", body);
+/// let verifier = Verifier::new(["It's a Secret to Everybody"], false);
+/// let signatures = Signatures { sha256: Some(header.as_bytes()), sha1: None };
+/// assert!(verifier.verify(body, signatures).is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Signatures<'a> {
+    /// The `X-Hub-Signature-256` value (`sha256=<64 hex>`), as raw header bytes.
+    pub sha256: Option<&'a [u8]>,
+    /// The legacy `X-Hub-Signature` value (`sha1=<40 hex>`), as raw header bytes.
+    pub sha1: Option<&'a [u8]>,
+}
+
+impl<'a> Signatures<'a> {
+    /// The signature headers of a request. A header sent twice is
+    /// [`SignatureError::Duplicate`]: GitHub sends each once, and believing the
+    /// first (or the last) would let a proxy and hookserver disagree on which.
+    pub fn from_headers(headers: &'a HeaderMap) -> Result<Self, SignatureError> {
+        fn one<'h>(
+            headers: &'h HeaderMap,
+            name: &'static str,
+            display: &'static str,
+        ) -> Result<Option<&'h [u8]>, SignatureError> {
+            let mut values = headers.get_all(name).iter();
+            let first = values.next().map(|v| v.as_bytes());
+            match values.next() {
+                Some(_) => Err(SignatureError::Duplicate(display)),
+                None => Ok(first),
+            }
+        }
+        Ok(Self {
+            sha256: one(headers, SIGNATURE_256_HEADER, "X-Hub-Signature-256")?,
+            sha1: one(headers, SIGNATURE_SHA1_HEADER, "X-Hub-Signature")?,
+        })
+    }
 }
 
 /// Computes the `X-Hub-Signature-256` header value GitHub would send for `body`
@@ -99,26 +148,79 @@ impl Verifier {
 
     /// Checks a delivery's signature headers against `body`.
     ///
-    /// `sha256` is the `X-Hub-Signature-256` value and `sha1` the `X-Hub-Signature`
-    /// value, as raw header bytes. The SHA-256 header is used when present; the SHA-1
-    /// header is consulted only when SHA-256 is absent and SHA-1 is allowed.
-    pub fn verify(
-        &self,
-        sha256: Option<&[u8]>,
-        sha1: Option<&[u8]>,
-        body: &[u8],
-    ) -> Result<(), SignatureError> {
-        if let Some(header) = sha256 {
+    /// The SHA-256 header is used when present; the SHA-1 header is consulted only
+    /// when SHA-256 is absent and SHA-1 is allowed.
+    pub fn verify(&self, body: &[u8], signatures: Signatures<'_>) -> Result<(), SignatureError> {
+        if let Some(header) = signatures.sha256 {
             let expected = parse_hex::<32>(header, b"sha256=").ok_or(SignatureError::Wrong)?;
             return verify_any(&self.sha256, &expected, body);
         }
-        match sha1 {
+        match signatures.sha1 {
             Some(header) if !self.sha1.is_empty() => {
                 let expected = parse_hex::<20>(header, b"sha1=").ok_or(SignatureError::Wrong)?;
                 verify_any(&self.sha1, &expected, body)
             }
             _ => Err(SignatureError::Missing),
         }
+    }
+}
+
+/// `Config::secret` / `GITHUB_WEBHOOKS_KEY` (and `HOOKSERVER_PREVIOUS_WEBHOOKS_KEY`).
+pub(crate) const SECRET: Setting = Setting::new("Config::secret", "GITHUB_WEBHOOKS_KEY");
+/// `Config::validate_signature` / `VALIDATE_SIGNATURE`.
+pub(crate) const VALIDATE_SIGNATURE: Setting =
+    Setting::new("Config::validate_signature", "VALIDATE_SIGNATURE");
+/// `Config::allow_sha1` / `HOOKSERVER_ALLOW_SHA1`.
+pub(crate) const ALLOW_SHA1: Setting = Setting::new("Config::allow_sha1", "HOOKSERVER_ALLOW_SHA1");
+
+/// What the signature check needs: whether it runs, and with which secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SignatureSettings {
+    pub(crate) validate: bool,
+    pub(crate) secrets: Vec<Vec<u8>>,
+    pub(crate) allow_sha1: bool,
+}
+
+impl fmt::Debug for SignatureSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignatureSettings")
+            .field("validate", &self.validate)
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets.len()),
+            )
+            .field("allow_sha1", &self.allow_sha1)
+            .finish()
+    }
+}
+
+impl Default for SignatureSettings {
+    fn default() -> Self {
+        Self {
+            validate: true,
+            secrets: Vec::new(),
+            allow_sha1: false,
+        }
+    }
+}
+
+impl SignatureSettings {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        if self.validate && self.secrets.is_empty() {
+            return Err(ConfigError::NoSecret {
+                setting: SECRET.method,
+            });
+        }
+        if self.secrets.iter().any(Vec::is_empty) {
+            return Err(ConfigError::invalid(SECRET, "", "a non-empty secret"));
+        }
+        Ok(())
+    }
+
+    /// The verifier, or `None` when signature checking is off.
+    pub(crate) fn verifier(&self) -> Option<Verifier> {
+        self.validate
+            .then(|| Verifier::new(&self.secrets, self.allow_sha1))
     }
 }
 
@@ -163,6 +265,36 @@ mod tests {
     const GITHUB_SIG: &str =
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
+    fn sigs<'a>(sha256: Option<&'a [u8]>, sha1: Option<&'a [u8]>) -> Signatures<'a> {
+        Signatures { sha256, sha1 }
+    }
+
+    #[test]
+    fn a_header_sent_twice_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.append(SIGNATURE_256_HEADER, GITHUB_SIG.parse().unwrap());
+        assert_eq!(
+            Signatures::from_headers(&headers).unwrap().sha256,
+            Some(GITHUB_SIG.as_bytes())
+        );
+        headers.append(SIGNATURE_256_HEADER, "sha256=00".parse().unwrap());
+        assert_eq!(
+            Signatures::from_headers(&headers),
+            Err(SignatureError::Duplicate("X-Hub-Signature-256"))
+        );
+        let mut legacy = HeaderMap::new();
+        legacy.append(SIGNATURE_SHA1_HEADER, "sha1=00".parse().unwrap());
+        legacy.append(SIGNATURE_SHA1_HEADER, "sha1=00".parse().unwrap());
+        assert_eq!(
+            Signatures::from_headers(&legacy),
+            Err(SignatureError::Duplicate("X-Hub-Signature"))
+        );
+        assert_eq!(
+            Signatures::from_headers(&HeaderMap::new()),
+            Ok(Signatures::default())
+        );
+    }
+
     #[test]
     fn signs_githubs_documented_vector() {
         assert_eq!(sign_sha256(GITHUB_SECRET, GITHUB_BODY), GITHUB_SIG);
@@ -186,7 +318,7 @@ mod tests {
     fn verifies_githubs_documented_vector() {
         let v = Verifier::new([GITHUB_SECRET], false);
         assert_eq!(
-            v.verify(Some(GITHUB_SIG.as_bytes()), None, GITHUB_BODY),
+            v.verify(GITHUB_BODY, sigs(Some(GITHUB_SIG.as_bytes()), None)),
             Ok(())
         );
     }
@@ -195,7 +327,10 @@ mod tests {
     fn accepts_uppercase_hex() {
         let v = Verifier::new([GITHUB_SECRET], false);
         let upper = format!("sha256={}", GITHUB_SIG[7..].to_uppercase());
-        assert_eq!(v.verify(Some(upper.as_bytes()), None, GITHUB_BODY), Ok(()));
+        assert_eq!(
+            v.verify(GITHUB_BODY, sigs(Some(upper.as_bytes()), None)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -203,14 +338,14 @@ mod tests {
         let v = Verifier::new([GITHUB_SECRET], false);
         let sig = GITHUB_SIG.as_bytes();
         assert_eq!(
-            v.verify(Some(sig), None, b"Hello, World?"),
+            v.verify(b"Hello, World?", sigs(Some(sig), None)),
             Err(SignatureError::Wrong)
         );
         let mut flipped = GITHUB_SIG.to_owned().into_bytes();
         let last = flipped.len() - 1;
         flipped[last] = b'6';
         assert_eq!(
-            v.verify(Some(&flipped), None, GITHUB_BODY),
+            v.verify(GITHUB_BODY, sigs(Some(&flipped), None)),
             Err(SignatureError::Wrong)
         );
     }
@@ -232,7 +367,7 @@ mod tests {
             format!("sha256={hex} "),           // trailing space
         ] {
             assert_eq!(
-                v.verify(Some(bad.as_bytes()), None, GITHUB_BODY),
+                v.verify(GITHUB_BODY, sigs(Some(bad.as_bytes()), None)),
                 Err(SignatureError::Wrong),
                 "{bad:?}"
             );
@@ -243,7 +378,7 @@ mod tests {
     fn missing_when_no_header_is_sent() {
         let v = Verifier::new([GITHUB_SECRET], true);
         assert_eq!(
-            v.verify(None, None, GITHUB_BODY),
+            v.verify(GITHUB_BODY, sigs(None, None)),
             Err(SignatureError::Missing)
         );
     }
@@ -254,14 +389,14 @@ mod tests {
         for secret in ["old secret", "new secret"] {
             let sig = sign_sha256(secret.as_bytes(), GITHUB_BODY);
             assert_eq!(
-                v.verify(Some(sig.as_bytes()), None, GITHUB_BODY),
+                v.verify(GITHUB_BODY, sigs(Some(sig.as_bytes()), None)),
                 Ok(()),
                 "{secret}"
             );
         }
         let other = sign_sha256(b"another secret", GITHUB_BODY);
         assert_eq!(
-            v.verify(Some(other.as_bytes()), None, GITHUB_BODY),
+            v.verify(GITHUB_BODY, sigs(Some(other.as_bytes()), None)),
             Err(SignatureError::Wrong)
         );
     }
@@ -271,22 +406,22 @@ mod tests {
         let sha1 = sign_sha1(GITHUB_SECRET, GITHUB_BODY);
         let strict = Verifier::new([GITHUB_SECRET], false);
         assert_eq!(
-            strict.verify(None, Some(sha1.as_bytes()), GITHUB_BODY),
+            strict.verify(GITHUB_BODY, sigs(None, Some(sha1.as_bytes()))),
             Err(SignatureError::Missing)
         );
         let legacy = Verifier::new([GITHUB_SECRET], true);
         assert_eq!(
-            legacy.verify(None, Some(sha1.as_bytes()), GITHUB_BODY),
+            legacy.verify(GITHUB_BODY, sigs(None, Some(sha1.as_bytes()))),
             Ok(())
         );
         // A good SHA-1 does not rescue a wrong SHA-256: the stronger header decides.
         assert_eq!(
-            legacy.verify(Some(b"sha256=00"), Some(sha1.as_bytes()), GITHUB_BODY),
+            legacy.verify(GITHUB_BODY, sigs(Some(b"sha256=00"), Some(sha1.as_bytes()))),
             Err(SignatureError::Wrong)
         );
         let wrong_sha1 = sign_sha1(b"nope", GITHUB_BODY);
         assert_eq!(
-            legacy.verify(None, Some(wrong_sha1.as_bytes()), GITHUB_BODY),
+            legacy.verify(GITHUB_BODY, sigs(None, Some(wrong_sha1.as_bytes()))),
             Err(SignatureError::Wrong)
         );
     }

@@ -258,7 +258,18 @@ fn a_malformed_key_panics() {
 }
 
 #[test]
-#[should_panic(expected = "GITHUB_WEBHOOKS_KEY is not set")]
+#[should_panic(expected = "no secret: signature checking is on, so Config::secret is required")]
 fn a_registry_without_a_secret_refuses_to_start() {
     let _ = Hooks::new(Config::new().validate_ip(false));
+}
+
+#[test]
+fn try_new_returns_the_problem_naming_the_setting() {
+    let err = Hooks::try_new(Config::new().validate_ip(false)).unwrap_err();
+    assert_eq!(err.setting(), Some("Config::secret"));
+    let err = Hooks::try_new(Config::new().secret("")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Config::secret: expected a non-empty secret, got \"\""
+    );
 }

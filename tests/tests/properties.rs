@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 use hookserver::{
-    AllowList, Config, Delivery, Hooks, Rejection,
+    Config, Delivery, Hooks,
     ipnet::{IpNet, Ipv4Net, Ipv6Net},
-    signature::{SignatureError, Verifier, sign_sha1, sign_sha256},
+    signature::{SignatureError, Signatures, Verifier, sign_sha1, sign_sha256},
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use proptest::prelude::*;
@@ -142,7 +142,7 @@ proptest! {
         let good1: Vec<String> = secrets.iter().map(|s| sign_sha1(s, &body)).collect();
         let h256 = make_header(&sha256, &good256[0]);
         let h1 = make_header(&sha1, &good1[0]);
-        let got = verifier.verify(h256.as_deref(), h1.as_deref(), &body);
+        let got = verifier.verify(&body, Signatures { sha256: h256.as_deref(), sha1: h1.as_deref() });
         prop_assert_eq!(
             got,
             expected_verdict(h256.as_deref(), h1.as_deref(), allow_sha1, &good256, &good1)
@@ -162,12 +162,12 @@ proptest! {
         let verifier = Verifier::new(&secrets, false);
         let secret = which.get(&secrets);
         let sig = sign_sha256(secret, &body);
-        prop_assert_eq!(verifier.verify(Some(sig.as_bytes()), None, &body), Ok(()));
+        prop_assert_eq!(verifier.verify(&body, Signatures { sha256: Some(sig.as_bytes()), sha1: None }), Ok(()));
         let upper = format!("sha256={}", sig[7..].to_ascii_uppercase());
-        prop_assert_eq!(verifier.verify(Some(upper.as_bytes()), None, &body), Ok(()));
+        prop_assert_eq!(verifier.verify(&body, Signatures { sha256: Some(upper.as_bytes()), sha1: None }), Ok(()));
         if other_body != body {
             prop_assert_eq!(
-                verifier.verify(Some(sig.as_bytes()), None, &other_body),
+                verifier.verify(&other_body, Signatures { sha256: Some(sig.as_bytes()), sha1: None }),
                 Err(SignatureError::Wrong)
             );
         }
@@ -176,7 +176,7 @@ proptest! {
         let forged = sign_sha256(&stranger, &body);
         if secrets.iter().all(|s| sign_sha256(s, &body) != forged) {
             prop_assert_eq!(
-                verifier.verify(Some(forged.as_bytes()), None, &body),
+                verifier.verify(&body, Signatures { sha256: Some(forged.as_bytes()), sha1: None }),
                 Err(SignatureError::Wrong)
             );
         }
@@ -195,7 +195,13 @@ fn regression_sha256_header_with_0x_prefix() {
         "sha256=0X757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
     ] {
         assert_eq!(
-            verifier.verify(Some(bad.as_bytes()), None, body),
+            verifier.verify(
+                body,
+                Signatures {
+                    sha256: Some(bad.as_bytes()),
+                    sha1: None
+                }
+            ),
             Err(SignatureError::Wrong),
             "{bad}"
         );
@@ -203,7 +209,13 @@ fn regression_sha256_header_with_0x_prefix() {
     let sha1 = sign_sha1(b"It's a Secret to Everybody", body);
     let bad1 = format!("sha1=0x{}", &sha1[5..]);
     assert_eq!(
-        verifier.verify(None, Some(bad1.as_bytes()), body),
+        verifier.verify(
+            body,
+            Signatures {
+                sha256: None,
+                sha1: Some(bad1.as_bytes())
+            }
+        ),
         Err(SignatureError::Wrong),
         "{bad1}"
     );
@@ -649,9 +661,9 @@ proptest! {
         nets in proptest::collection::vec(net(), 0..8),
         ips in proptest::collection::vec(ip(), 1..16),
     ) {
-        let list = AllowList::new(nets.iter().copied());
+        let list = hookserver::__private::allow_list(nets.to_vec());
         for ip in ips.into_iter().chain(nets.iter().flat_map(|n| [n.network(), n.broadcast()])) {
-            prop_assert_eq!(list.contains(ip), naive_contains(&nets, ip), "{}", ip);
+            prop_assert_eq!(list(ip), naive_contains(&nets, ip), "{}", ip);
         }
     }
 
@@ -677,9 +689,9 @@ proptest! {
             1..16,
         ),
     ) {
-        let list = AllowList::new(nets.iter().copied());
+        let list = hookserver::__private::allow_list(nets.to_vec());
         for ip in ips {
-            prop_assert_eq!(list.contains(ip), nets.iter().any(|n| n.contains(&ip)), "{}", ip);
+            prop_assert_eq!(list(ip), nets.iter().any(|n| n.contains(&ip)), "{}", ip);
         }
     }
 
@@ -719,9 +731,8 @@ proptest! {
         match (result, parsed) {
             (Ok(list), Some(nets)) => {
                 prop_assert!(!nets.is_empty());
-                prop_assert!(!list.is_empty());
                 for n in &nets {
-                    prop_assert!(list.contains(n.network()), "{}", n);
+                    prop_assert!(list(n.network()), "{}", n);
                 }
             }
             (Err(_), Some(nets)) => prop_assert!(nets.is_empty(), "rejected {:?}", entries),
@@ -738,11 +749,12 @@ proptest! {
 #[test]
 fn regression_wider_net_contains_what_the_narrower_does() {
     let mapped = "::ffff:1.2.3.4".parse::<IpAddr>().unwrap();
-    let narrow = AllowList::new(["::ffff:0:0/96".parse::<IpNet>().unwrap()]);
-    assert!(narrow.contains(mapped));
+    let narrow =
+        hookserver::__private::allow_list(["::ffff:0:0/96".parse::<IpNet>().unwrap()].to_vec());
+    assert!(narrow(mapped));
     for wide in ["::ffff:0:0/95", "::/0"] {
-        let list = AllowList::new([wide.parse::<IpNet>().unwrap()]);
-        assert!(list.contains(mapped), "{wide} does not contain {mapped}");
+        let list = hookserver::__private::allow_list([wide.parse::<IpNet>().unwrap()].to_vec());
+        assert!(list(mapped), "{wide} does not contain {mapped}");
     }
 }
 
@@ -815,7 +827,10 @@ proptest! {
         let result = hookserver::__private::parse_delivery(map, Bytes::from(body.clone()));
 
         if event.is_none() {
-            prop_assert_eq!(&result, &Err(Rejection::MissingHeader("X-GitHub-Event")));
+            prop_assert_eq!(
+                &result,
+                &Err((400, "Missing header: X-GitHub-Event".to_owned()))
+            );
         }
         if let Ok(action) = &result {
             let present = |v: &Option<HeaderValue>| {
