@@ -148,7 +148,7 @@ where
     pub fn router(self, path: &str) -> axum::Router {
         let pipeline = Pipeline::new(self.parts, self.state, self.routes);
         axum::Router::new()
-            .route(path, axum::routing::post(pipeline::deliver::<S>))
+            .route(path, axum::routing::any(pipeline::deliver::<S>))
             .with_state(Arc::new(pipeline))
     }
 }

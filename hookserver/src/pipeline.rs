@@ -153,6 +153,11 @@ where
     /// The answer, and the delivery when it got that far.
     async fn run(&self, request: Request) -> (Response, Option<Delivery>) {
         let (parts, body) = request.into_parts();
+        // Other methods are answered here rather than by axum's method router, so
+        // that they get their log line like every other answer.
+        if parts.method != http::Method::POST {
+            return (Rejection::MethodNotAllowed.into_response(), None);
+        }
         let client_ip = match &self.source {
             Some(source) => {
                 let peer = parts
@@ -205,12 +210,14 @@ where
         record_action(delivery);
         let future = match call {
             Ok(future) => future,
-            Err(panic) => return Rejection::HandlerPanicked(panic_message(&panic)).into_response(),
+            Err(panic) => {
+                return Rejection::HandlerPanicked(panic_message(&*panic)).into_response();
+            }
         };
         let guarded = AssertUnwindSafe(future).catch_unwind();
         match tokio::time::timeout(self.handler_timeout, guarded).await {
             Ok(Ok(response)) => response,
-            Ok(Err(panic)) => Rejection::HandlerPanicked(panic_message(&panic)).into_response(),
+            Ok(Err(panic)) => Rejection::HandlerPanicked(panic_message(&*panic)).into_response(),
             Err(_) => Rejection::HandlerTimedOut {
                 after_ms: self.handler_timeout.as_millis() as u64,
             }

@@ -215,6 +215,8 @@ impl IntoResponse for PayloadRejection {
 /// of) reaching a handler. Only hookserver constructs these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Rejection {
+    /// 405 with `Allow: POST`: GitHub only ever POSTs.
+    MethodNotAllowed,
     /// 403: the client address is not in GitHub's hook ranges.
     ForbiddenSource(std::net::IpAddr),
     /// 400: `X-Forwarded-For` from a trusted proxy does not hold an IP address.
@@ -259,6 +261,7 @@ impl Rejection {
     /// The HTTP status this rejection answers with.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::ForbiddenSource(_) => StatusCode::FORBIDDEN,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::GithubUnreachable
@@ -283,6 +286,7 @@ impl Rejection {
     /// The plain-text message sent as the body.
     pub(crate) fn message(&self) -> Cow<'static, str> {
         match self {
+            Self::MethodNotAllowed => "Method not allowed: deliveries are POSTed".into(),
             Self::ForbiddenSource(_) => "Requests must originate from GitHub".into(),
             Self::BadForwardedFor => "Invalid X-Forwarded-For header".into(),
             Self::GithubUnreachable => "Error reaching GitHub".into(),
@@ -354,10 +358,18 @@ impl From<InvalidJson> for Rejection {
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let mut response = plain(self.status(), self.message().into_owned(), self.reason());
-        if let Self::BodyBudgetExhausted { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            Self::BodyBudgetExhausted { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Self::MethodNotAllowed => {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            _ => {}
         }
         response
     }

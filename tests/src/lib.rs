@@ -22,6 +22,26 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 /// The secret every test signs with.
 pub const SECRET: &str = "It's a Secret to Everybody";
 
+/// The configuration most tests use: signed with [`SECRET`], source-IP check off
+/// (loopback is not GitHub).
+pub fn config() -> hookserver::Config {
+    hookserver::Config::new().secret(SECRET).validate_ip(false)
+}
+
+/// An `application/x-www-form-urlencoded` body of `pairs`, every byte that needs it
+/// percent-encoded (so any bytes round-trip), as GitHub's form deliveries are.
+pub fn form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    pairs
+        .into_iter()
+        .map(|(key, value)| {
+            let key: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+            let value: String = form_urlencoded::byte_serialize(value).collect();
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A router served on `127.0.0.1:<free port>` with `hookserver::serve_with_shutdown`
 /// (so peer addresses reach the source-IP check). Dropping it shuts the server down.
 pub struct TestServer {

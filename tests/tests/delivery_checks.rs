@@ -5,13 +5,9 @@ use hookserver::{
     signature::{sign_sha1, sign_sha256},
 };
 use serde_json::Value;
-use tests::{EditHeaders, SECRET, TestServer, client, delivery, send};
+use tests::{EditHeaders, SECRET, TestServer, client, config, delivery, form, send};
 
 const PING: &str = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
-
-fn config() -> Config {
-    Config::new().secret(SECRET).validate_ip(false)
-}
 
 async fn server(config: Config) -> TestServer {
     TestServer::hooks(Hooks::new(config).on("ping", |_: Value| async { "pong" })).await
@@ -199,7 +195,7 @@ async fn form_deliveries_are_signed_over_the_raw_body() {
     )
     .await;
     let json = r#"{"action":"opened","issue":{"number":7,"title":"a+b & c=d"}}"#;
-    let body: String = form_urlencoded(&[("payload", json)]);
+    let body = form([("payload", json.as_bytes())]);
     let request = delivery(&client(), &s.url(), "issues", body.clone())
         .set_header("content-type", "application/x-www-form-urlencoded");
     assert_eq!(send(request).await, (200, "issue 7".into()));
@@ -214,11 +210,7 @@ async fn form_deliveries_are_signed_over_the_raw_body() {
     assert_eq!(send(request).await, (400, "Wrong signature".into()));
 
     // No payload field, or two (which one would the handler see?).
-    let two = format!(
-        "{}&{}",
-        form_urlencoded(&[("payload", json)]),
-        form_urlencoded(&[("payload", "{}")])
-    );
+    let two = form([("payload", json.as_bytes()), ("payload", b"{}")]);
     for body in ["other=1".to_owned(), two] {
         let request = delivery(&client(), &s.url(), "issues", body.clone())
             .set_header("content-type", "application/x-www-form-urlencoded");
@@ -228,27 +220,6 @@ async fn form_deliveries_are_signed_over_the_raw_body() {
             "{body}"
         );
     }
-}
-
-fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let enc = |s: &str| {
-                s.bytes()
-                    .map(|b| match b {
-                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                            (b as char).to_string()
-                        }
-                        b' ' => "+".to_string(),
-                        _ => format!("%{b:02X}"),
-                    })
-                    .collect::<String>()
-            };
-            format!("{}={}", enc(k), enc(v))
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[derive(serde::Deserialize)]
@@ -353,5 +324,53 @@ async fn error_bodies_are_plain_text() {
     assert_eq!(
         response.headers()["content-type"],
         "text/plain; charset=utf-8"
+    );
+}
+
+#[tokio::test]
+async fn ambiguous_deliveries_are_refused() {
+    let s = server(config()).await;
+    let c = client();
+    // Two signature headers: which one counts would be a guess.
+    let signed = delivery(&c, &s.url(), "ping", r#"{"zen":"x"}"#)
+        .build()
+        .expect("request");
+    let good = signed.headers()["x-hub-signature-256"].clone();
+    let twice =
+        delivery(&c, &s.url(), "ping", r#"{"zen":"x"}"#).header("x-hub-signature-256", good);
+    assert_eq!(
+        send(twice).await,
+        (
+            400,
+            "Wrong signature: more than one X-Hub-Signature-256 header".into()
+        )
+    );
+    // Two top-level actions: routing reads the first, a Value the last.
+    let hooks = Hooks::new(config())
+        .on("issues.opened", |v: Value| async move {
+            format!("opened, sees {}", v["action"])
+        })
+        .on("issues", || async { "no payload asked" });
+    let s = TestServer::hooks(hooks).await;
+    for (body, event) in [
+        (r#"{"action":"opened","action":"closed"}"#, "issues"),
+        (r#"{"action":"labeled","x":1,"action":"opened"}"#, "issues"),
+    ] {
+        let (status, text) = send(delivery(&c, &s.url(), event, body)).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(
+            text.starts_with("Invalid JSON payload: duplicate top-level key `action`"),
+            "{body}: {text}"
+        );
+    }
+    // A form payload whose bytes are not UTF-8 is not quietly mended.
+    let request = delivery(&c, &s.url(), "issues", "payload=%7B%22a%22%3A%22%FF%22%7D")
+        .set_header("content-type", "application/x-www-form-urlencoded");
+    assert_eq!(
+        send(request).await,
+        (
+            400,
+            "Invalid JSON payload: the form's payload field is not UTF-8 text".into()
+        )
     );
 }

@@ -8,11 +8,7 @@ use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
-use tests::{SECRET, TestServer, client, delivery, send};
-
-fn config() -> Config {
-    Config::new().secret(SECRET).validate_ip(false)
-}
+use tests::{TestServer, client, config, delivery, send};
 
 fn pr(action: &str) -> String {
     format!(

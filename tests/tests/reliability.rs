@@ -1,7 +1,7 @@
 //! Slow clients, slow handlers and shutdown: the server stays healthy and loses
 //! nothing it acknowledged.
 
-use hookserver::{Config, Hooks, Server};
+use hookserver::{Hooks, Server};
 use serde_json::Value;
 use std::{
     sync::{
@@ -10,16 +10,12 @@ use std::{
     },
     time::{Duration, Instant},
 };
-use tests::{SECRET, TestServer, client, delivery, send};
+use tests::{TestServer, client, config, delivery, send};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
     sync::Notify,
 };
-
-fn config() -> Config {
-    Config::new().secret(SECRET).validate_ip(false)
-}
 
 /// Reads until the server closes the connection; returns what it sent.
 async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
@@ -172,7 +168,11 @@ async fn shutdown_answers_every_delivery_in_flight() {
         })
         .collect();
     all_in.notified().await; // every delivery is inside its handler
-    s.shut_down().await.unwrap();
+    // Bounded, so that a shutdown that waits forever fails instead of hanging CI.
+    tokio::time::timeout(Duration::from_secs(30), s.shut_down())
+        .await
+        .expect("shutdown finished once the deliveries in flight were answered")
+        .unwrap();
     for task in in_flight {
         assert_eq!(task.await.unwrap(), (200, "done".into()));
     }
@@ -203,7 +203,10 @@ async fn shutdown_is_bounded_by_the_grace_period() {
     let hung = tokio::spawn(send(delivery(&c, &s.url(), "push", "{}")));
     started.notified().await;
     let t = Instant::now();
-    s.shut_down().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), s.shut_down())
+        .await
+        .expect("shutdown gave up after the grace period")
+        .unwrap();
     // Returns after the 1 s grace although the handler never ends (a loose bound).
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     hung.abort();
