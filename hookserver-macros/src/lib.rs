@@ -9,8 +9,10 @@
 
 mod attr;
 mod check;
+mod event_key;
 mod expand;
 mod fallback;
+mod github_events;
 
 use proc_macro::TokenStream;
 
