@@ -35,6 +35,9 @@ pub(crate) fn parse(args: TokenStream) -> Result<Args> {
 
     let mut keys: Vec<LitStr> = Vec::new();
     let mut unchecked = false;
+    // An argument that is neither a key nor `unchecked` may be a misspelt flag:
+    // then the keys are not checked against the list, to report only the typo.
+    let mut unclear = false;
     let mut errors: Option<Error> = None;
 
     for (segment, comma) in split_commas(args) {
@@ -49,6 +52,7 @@ pub(crate) fn parse(args: TokenStream) -> Result<Args> {
             }
             Err(e) => {
                 push(&mut errors, e);
+                unclear = true;
                 continue;
             }
         };
@@ -69,7 +73,7 @@ pub(crate) fn parse(args: TokenStream) -> Result<Args> {
         // Only `unchecked`.
         push(&mut errors, Error::new(Span::call_site(), MISSING));
     }
-    if !unchecked {
+    if !unchecked && !unclear {
         for lit in &keys {
             if let Err(message) = check_known(&lit.value()) {
                 push(&mut errors, Error::new(lit.span(), message));
@@ -148,13 +152,17 @@ fn argument(segment: &TokenStream, comma: Option<&Punct>) -> Result<Argument> {
         return match (ident == UNCHECKED, alone) {
             (true, true) => Ok(Argument::Unchecked(ident)),
             (true, false) => Err(Error::new_spanned(segment, FLAG_VALUE)),
-            (false, true) => Err(Error::new_spanned(
-                &ident,
-                format!(
-                    "unknown flag `{ident}`: the only flag is `unchecked`, and event keys \
-                     are string literals, e.g. #[hook(\"{ident}\")]"
-                ),
-            )),
+            (false, true) => {
+                let name = ident.to_string();
+                let message = match event_key::nearest(&name, [UNCHECKED].into_iter()) {
+                    Some(flag) => format!("unknown flag `{name}`; did you mean `{flag}`?"),
+                    None => format!(
+                        "unknown flag `{name}`: the only flag is `unchecked`, and event keys \
+                         are string literals, e.g. #[hook(\"{name}\")]"
+                    ),
+                };
+                Err(Error::new_spanned(&ident, message))
+            }
             (false, false) => Err(Error::new_spanned(segment, NOT_A_STRING)),
         };
     }
@@ -360,12 +368,11 @@ mod tests {
             errors(r#""push", unchecked(true)"#),
             [(FLAG_VALUE.to_owned(), "unchecked(true)".to_owned())]
         );
+        // A misspelt flag is reported alone: the keys are not checked.
         assert_eq!(
-            errors(r#""push", uncheked"#),
+            errors(r#""brand_new_event", uncheked"#),
             [(
-                "unknown flag `uncheked`: the only flag is `unchecked`, and event keys are \
-                 string literals, e.g. #[hook(\"uncheked\")]"
-                    .to_owned(),
+                "unknown flag `uncheked`; did you mean `unchecked`?".to_owned(),
                 "uncheked".to_owned()
             )]
         );
@@ -402,6 +409,15 @@ mod tests {
                 invalid("Push").as_str(),
                 "unknown flag `push`: the only flag is `unchecked`, and event keys are \
                  string literals, e.g. #[hook(\"push\")]",
+                "duplicate event key `ping`",
+            ]
+        );
+        let errs = errors(r#""Push", "ping", "ping", "pul_request""#);
+        let messages: Vec<&str> = errs.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                invalid("Push").as_str(),
                 "duplicate event key `ping`",
                 unknown("pul_request").as_str(),
             ]

@@ -194,7 +194,11 @@ pub(crate) fn check_known<'a>(key: &Key<'a>) -> Result<(), Unknown<'a>> {
         (Some(action), Actions::Listed(known)) => Err(Unknown::Action {
             event,
             action,
-            suggestion: nearest(action, known.iter().copied()),
+            // `opened.again`: a known action with a tail is most likely that action.
+            suggestion: nearest(action, known.iter().copied()).or_else(|| {
+                let (head, _) = action.split_once('.')?;
+                known.iter().copied().find(|known| *known == head)
+            }),
             known,
         }),
     }
@@ -246,7 +250,7 @@ impl fmt::Display for Unknown<'_> {
 }
 
 /// The candidate closest to `word`, when it is close enough to be a typo.
-fn nearest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn nearest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
     let len = word.chars().count();
     // About one edit per three characters, like rustc's suggestions.
     let limit = (len.max(3) + 2) / 3;
@@ -415,6 +419,11 @@ mod tests {
         assert!(
             unknown("star.zzzzzzzz")
                 .ends_with("of GitHub event `star`; its actions are: created, deleted")
+        );
+        assert_eq!(
+            unknown("pull_request.opened.again"),
+            "unknown action `opened.again` of GitHub event `pull_request`; \
+             did you mean `pull_request.opened`?"
         );
         assert_eq!(unknown("push.created"), "`push` has no actions: write `push`");
     }

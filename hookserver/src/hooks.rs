@@ -97,7 +97,7 @@ where
     /// # Panics
     /// When one of its keys already has a handler.
     #[track_caller]
-    pub fn hook(self, hook: impl crate::__private::Hook<S>) -> Self {
+    pub fn hook(self, hook: impl Hook<S>) -> Self {
         hook.register(self)
     }
 
