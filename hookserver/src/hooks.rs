@@ -184,8 +184,8 @@ fn warn_if_unknown(key: &str, parsed: &Key<'_>) {
         tracing::warn!(
             key,
             location = %Location::caller(),
-            "event key `{}` may never match: {unknown} (GitHub's list is {}; \
-             a newer event still works)",
+            "event key `{}` may never match: {unknown}. It is registered anyway, \
+             in case GitHub added it after hookserver's list ({})",
             key.escape_debug(),
             event_key::table_source(),
         );
