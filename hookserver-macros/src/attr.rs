@@ -45,7 +45,10 @@ pub(crate) fn parse(args: TokenStream) -> Result<Args> {
             Ok(Argument::Key(lit)) => lit,
             Ok(Argument::Unchecked(flag)) => {
                 if unchecked {
-                    push(&mut errors, Error::new(flag.span(), "duplicate flag `unchecked`"));
+                    push(
+                        &mut errors,
+                        Error::new(flag.span(), "duplicate flag `unchecked`"),
+                    );
                 }
                 unchecked = true;
                 continue;
@@ -60,10 +63,10 @@ pub(crate) fn parse(args: TokenStream) -> Result<Args> {
         if let Err(e) = event_key::parse(&key) {
             push(&mut errors, Error::new(lit.span(), e));
         } else if keys.iter().any(|seen| seen.value() == key) {
-            push(&mut errors, Error::new(
-                lit.span(),
-                format!("duplicate event key `{key}`"),
-            ));
+            push(
+                &mut errors,
+                Error::new(lit.span(), format!("duplicate event key `{key}`")),
+            );
         } else {
             keys.push(lit);
         }
@@ -313,7 +316,11 @@ mod tests {
 
     #[test]
     fn escapes_control_characters_in_messages() {
-        assert!(errors(r#""push\n""#)[0].0.starts_with("invalid event key `push\\n`"));
+        assert!(
+            errors(r#""push\n""#)[0]
+                .0
+                .starts_with("invalid event key `push\\n`")
+        );
     }
 
     #[test]
@@ -345,8 +352,8 @@ mod tests {
 
     #[test]
     fn unchecked_accepts_well_formed_keys_github_does_not_send() {
-        let args = parse_str(r#""brand_new_event", "push.created", unchecked, "push""#)
-            .expect("accepted");
+        let args =
+            parse_str(r#""brand_new_event", "push.created", unchecked, "push""#).expect("accepted");
         assert!(args.unchecked);
         let got: Vec<String> = args.keys.iter().map(LitStr::value).collect();
         assert_eq!(got, ["brand_new_event", "push.created", "push"]);

@@ -453,7 +453,10 @@ mod tests {
         let keys: Vec<String> = on_calls(&tail).into_iter().map(|(k, _)| k).collect();
         assert_eq!(
             keys,
-            ["repository_dispatch.release.v2", "repository_dispatch.on-demand-test"]
+            [
+                "repository_dispatch.release.v2",
+                "repository_dispatch.on-demand-test"
+            ]
         );
     }
 
@@ -524,7 +527,11 @@ mod tests {
         let attrs: Vec<String> = func.attrs.iter().map(|a| quote!(#a).to_string()).collect();
         assert_eq!(
             attrs,
-            ["# [allow (dead_code)]", "# [doc = \" Docs.\"]", "# [inline]"]
+            [
+                "# [allow (dead_code)]",
+                "# [doc = \" Docs.\"]",
+                "# [inline]"
+            ]
         );
         let block = &func.block;
         assert_eq!(quote!(#block).to_string(), "{ t }", "body kept");

@@ -71,7 +71,13 @@ pub(crate) fn parse(key: &str) -> Result<Key<'_>, KeyError<'_>> {
     if !is_event_name(event) {
         let normalized: String = event
             .chars()
-            .map(|c| if c == '-' { '_' } else { c.to_ascii_lowercase() })
+            .map(|c| {
+                if c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
             .collect();
         let hint = is_event_name(&normalized).then_some(normalized);
         return fail(Problem::Event(hint));
@@ -104,7 +110,10 @@ fn is_event_name(s: &str) -> bool {
 impl fmt::Display for KeyError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key = self.key.escape_debug();
-        let event = self.key.split_once('.').map_or(self.key, |(event, _)| event);
+        let event = self
+            .key
+            .split_once('.')
+            .map_or(self.key, |(event, _)| event);
         match &self.problem {
             Problem::Empty => write!(f, "empty event key: {GRAMMAR}"),
             Problem::Event(hint) => {
@@ -250,7 +259,10 @@ impl fmt::Display for Unknown<'_> {
 }
 
 /// The candidate closest to `word`, when it is close enough to be a typo.
-pub(crate) fn nearest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn nearest<'c>(
+    word: &str,
+    candidates: impl Iterator<Item = &'c str>,
+) -> Option<&'c str> {
     let len = word.chars().count();
     // About one edit per three characters, like rustc's suggestions.
     let limit = (len.max(3) + 2) / 3;
@@ -346,7 +358,9 @@ mod tests {
             "invalid event key `a.b\\nc`: the action contains a control character"
         );
         let long = format!("a.{}", "é".repeat(MAX_ACTION_CHARS + 1));
-        assert!(message(&long).ends_with("the action is 101 characters long, at most 100 are allowed"));
+        assert!(
+            message(&long).ends_with("the action is 101 characters long, at most 100 are allowed")
+        );
     }
 
     #[test]
@@ -415,7 +429,10 @@ mod tests {
             "unknown action `compelted` of GitHub event `check_run`; \
              did you mean `check_run.completed`?"
         );
-        assert_eq!(unknown("brand_new_event"), "unknown GitHub event `brand_new_event`");
+        assert_eq!(
+            unknown("brand_new_event"),
+            "unknown GitHub event `brand_new_event`"
+        );
         assert!(
             unknown("star.zzzzzzzz")
                 .ends_with("of GitHub event `star`; its actions are: created, deleted")
@@ -425,7 +442,10 @@ mod tests {
             "unknown action `opened.again` of GitHub event `pull_request`; \
              did you mean `pull_request.opened`?"
         );
-        assert_eq!(unknown("push.created"), "`push` has no actions: write `push`");
+        assert_eq!(
+            unknown("push.created"),
+            "`push` has no actions: write `push`"
+        );
     }
 
     #[test]

@@ -105,7 +105,10 @@ mod tests {
         let mut routes = Routes::default();
         for key in keys {
             let handler = erase(|| async {});
-            assert!(routes.insert(parse(key).expect("valid key"), handler), "{key}");
+            assert!(
+                routes.insert(parse(key).expect("valid key"), handler),
+                "{key}"
+            );
         }
         routes
     }
@@ -118,15 +121,37 @@ mod tests {
 
     #[test]
     fn an_action_after_the_first_dot_is_routed_as_written() {
-        let routes = routes(&["repository_dispatch.release.v2", "repository_dispatch.deploy-prod"]);
+        let routes = routes(&[
+            "repository_dispatch.release.v2",
+            "repository_dispatch.deploy-prod",
+        ]);
         assert_eq!(
             sorted_keys(&routes),
-            ["repository_dispatch.deploy-prod", "repository_dispatch.release.v2"]
+            [
+                "repository_dispatch.deploy-prod",
+                "repository_dispatch.release.v2"
+            ]
         );
-        assert!(routes.find("repository_dispatch", || Some("release.v2")).is_some());
-        assert!(routes.find("repository_dispatch", || Some("deploy-prod")).is_some());
-        assert!(routes.find("repository_dispatch", || Some("release")).is_none());
-        assert!(routes.find("repository_dispatch.release", || Some("v2")).is_none());
+        assert!(
+            routes
+                .find("repository_dispatch", || Some("release.v2"))
+                .is_some()
+        );
+        assert!(
+            routes
+                .find("repository_dispatch", || Some("deploy-prod"))
+                .is_some()
+        );
+        assert!(
+            routes
+                .find("repository_dispatch", || Some("release"))
+                .is_none()
+        );
+        assert!(
+            routes
+                .find("repository_dispatch.release", || Some("v2"))
+                .is_none()
+        );
     }
 
     #[test]

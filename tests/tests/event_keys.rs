@@ -26,12 +26,25 @@ fn both_crates_compile_the_same_files() {
 #[test]
 fn every_key_in_the_table_is_accepted() {
     let keys = hookserver::__private::github_event_keys();
-    for key in ["push", "ping", "pull_request", "pull_request.opened", "check_run.completed"] {
-        assert!(keys.iter().any(|k| k == key), "{key} missing from the table");
+    for key in [
+        "push",
+        "ping",
+        "pull_request",
+        "pull_request.opened",
+        "check_run.completed",
+    ] {
+        assert!(
+            keys.iter().any(|k| k == key),
+            "{key} missing from the table"
+        );
     }
     assert!(keys.len() > 300, "{} keys", keys.len());
     for key in &keys {
-        assert_eq!(hookserver::__private::check_event_key(key), Ok(None), "{key}");
+        assert_eq!(
+            hookserver::__private::check_event_key(key),
+            Ok(None),
+            "{key}"
+        );
     }
     assert_eq!(
         hookserver::__private::free_form_events(),
@@ -44,7 +57,11 @@ fn every_key_in_the_table_is_accepted() {
         "repository_dispatch.release.v2",
         "repository_dispatch.deploy prod",
     ] {
-        assert_eq!(hookserver::__private::check_event_key(key), Ok(None), "{key}");
+        assert_eq!(
+            hookserver::__private::check_event_key(key),
+            Ok(None),
+            "{key}"
+        );
     }
 }
 
@@ -56,7 +73,10 @@ fn malformed_keys_are_rejected_with_the_reason() {
     let long = format!("repository_dispatch.{}", "x".repeat(101));
     let cases = [
         ("", format!("empty event key: {GRAMMAR}")),
-        ("Push", format!("invalid event key `Push`: {GRAMMAR}; did you mean `push`?")),
+        (
+            "Push",
+            format!("invalid event key `Push`: {GRAMMAR}; did you mean `push`?"),
+        ),
         (
             "pull-request.opened",
             format!(
@@ -65,7 +85,10 @@ fn malformed_keys_are_rejected_with_the_reason() {
             ),
         ),
         (".opened", format!("invalid event key `.opened`: {GRAMMAR}")),
-        ("*.opened", format!("invalid event key `*.opened`: {GRAMMAR}")),
+        (
+            "*.opened",
+            format!("invalid event key `*.opened`: {GRAMMAR}"),
+        ),
         (
             "push.",
             "invalid event key `push.`: the action after `.` is empty; write `push` for \
@@ -74,8 +97,7 @@ fn malformed_keys_are_rejected_with_the_reason() {
         ),
         (
             "issues.*",
-            "invalid event key `issues.*`: write `issues` for every action of `issues`"
-                .to_owned(),
+            "invalid event key `issues.*`: write `issues` for every action of `issues`".to_owned(),
         ),
         (
             "repository_dispatch.a\u{7f}",
@@ -92,7 +114,11 @@ fn malformed_keys_are_rejected_with_the_reason() {
         ),
     ];
     for (key, want) in cases {
-        assert_eq!(hookserver::__private::check_event_key(key), Err(want), "{key:?}");
+        assert_eq!(
+            hookserver::__private::check_event_key(key),
+            Err(want),
+            "{key:?}"
+        );
     }
 }
 
@@ -160,9 +186,8 @@ async fn a_free_form_action_reaches_its_handler() {
     let hooks = Hooks::new(config()).hook(release_v2).hook(other_dispatch);
     let s = TestServer::hooks(hooks).await;
     let c = client();
-    let body = |action: &str| {
-        format!(r#"{{"action":"{action}","branch":"main","client_payload":{{}}}}"#)
-    };
+    let body =
+        |action: &str| format!(r#"{{"action":"{action}","branch":"main","client_payload":{{}}}}"#);
     for (action, want) in [
         ("release.v2", "release.v2"),
         ("on-demand-test", "dispatch \"on-demand-test\""),
@@ -193,7 +218,11 @@ fn an_unknown_key_is_registered_with_a_warning() {
         .hook(known)
         .on("issues.opened", || async {});
     let registered = format!("{hooks:?}");
-    for key in ["pul_request", "brand_new_event", "pull_request.brand_new_action"] {
+    for key in [
+        "pul_request",
+        "brand_new_event",
+        "pull_request.brand_new_action",
+    ] {
         assert!(registered.contains(&format!("\"{key}\"")), "{registered}");
     }
     let text = logs.text();
