@@ -265,7 +265,7 @@ pub(crate) fn nearest<'c>(
 ) -> Option<&'c str> {
     let len = word.chars().count();
     // About one edit per three characters, like rustc's suggestions.
-    let limit = (len.max(3) + 2) / 3;
+    let limit = len.max(3).div_ceil(3);
     candidates
         .map(|candidate| (distance(word, candidate), candidate))
         .filter(|(d, _)| *d <= limit)
