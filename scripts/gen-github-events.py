@@ -46,7 +46,10 @@ def download(version, into):
     )
     (tarball,) = glob.glob(os.path.join(into, "*.tgz"))
     with tarfile.open(tarball) as tar:
-        tar.extractall(into, filter="data")
+        try:
+            tar.extractall(into, filter="data")
+        except TypeError:  # Python without extraction filters (before 3.12)
+            tar.extractall(into)
     with open(os.path.join(into, "package", "package.json")) as f:
         got = json.load(f)["version"]
     if got != version:
