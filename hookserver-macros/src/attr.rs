@@ -1,8 +1,13 @@
-//! Step 1: the attribute's arguments, `#[hook("push", "pull_request.opened", "*")]`.
+//! Step 1: the attribute's arguments, `#[hook("push", "pull_request.opened", "*")]`,
+//! optionally with the flag `unchecked`.
 //!
-//! Every argument must be a string literal holding a well-formed event key; a key
-//! may appear once. All problems are reported together, each on its own token.
+//! Every other argument must be a string literal holding a well-formed event key
+//! (`crate::event_key`, the grammar `Hooks::on` uses too); a key may appear once.
+//! Without `unchecked`, each key must also be in GitHub's published list
+//! (`crate::github_events`). All problems are reported together, each on its own
+//! token.
 
+use crate::event_key;
 use proc_macro2::{Punct, Span, TokenStream, TokenTree};
 use syn::{Error, LitStr, Result};
 
@@ -10,12 +15,17 @@ use syn::{Error, LitStr, Result};
 pub(crate) struct Args {
     /// The event keys, in the order written, without duplicates.
     pub(crate) keys: Vec<LitStr>,
+    /// `unchecked`: the keys were not checked against GitHub's list, so the
+    /// registry must not warn about them either.
+    pub(crate) unchecked: bool,
 }
 
 const MISSING: &str = "missing event key: write #[hook(\"push\")], \
                        #[hook(\"pull_request.opened\")] or #[hook(\"*\")]";
-const NOT_A_STRING: &str = "expected a string literal event key, e.g. #[hook(\"push\")]";
-const GRAMMAR: &str = "expected `event`, `event.action` (lowercase letters, digits and `_`) or `*`";
+const NOT_A_STRING: &str =
+    "expected a string literal event key, e.g. #[hook(\"push\")], or the flag `unchecked`";
+const UNCHECKED: &str = "unchecked";
+const FLAG_VALUE: &str = "`unchecked` takes no value: write #[hook(\"event\", unchecked)]";
 
 /// Parses and validates the tokens between the attribute's parentheses.
 pub(crate) fn parse(args: TokenStream) -> Result<Args> {
@@ -24,37 +34,91 @@ pub(crate) fn parse(args: TokenStream) -> Result<Args> {
     }
 
     let mut keys: Vec<LitStr> = Vec::new();
+    let mut unchecked = false;
+    // An argument that is neither a key nor `unchecked` may be a misspelt flag:
+    // then the keys are not checked against the list, to report only the typo.
+    let mut unclear = false;
     let mut errors: Option<Error> = None;
-    let mut push_error = |e: Error| match &mut errors {
-        Some(errors) => errors.combine(e),
-        None => errors = Some(e),
-    };
 
     for (segment, comma) in split_commas(args) {
-        let lit = match string_literal(&segment, comma.as_ref()) {
-            Ok(lit) => lit,
+        let lit = match argument(&segment, comma.as_ref()) {
+            Ok(Argument::Key(lit)) => lit,
+            Ok(Argument::Unchecked(flag)) => {
+                if unchecked {
+                    push(
+                        &mut errors,
+                        Error::new(flag.span(), "duplicate flag `unchecked`"),
+                    );
+                }
+                unchecked = true;
+                continue;
+            }
             Err(e) => {
-                push_error(e);
+                push(&mut errors, e);
+                unclear = true;
                 continue;
             }
         };
         let key = lit.value();
-        if let Err(message) = check_key(&key) {
-            push_error(Error::new(lit.span(), message));
+        if let Err(e) = event_key::parse(&key) {
+            push(&mut errors, Error::new(lit.span(), e));
         } else if keys.iter().any(|seen| seen.value() == key) {
-            push_error(Error::new(
-                lit.span(),
-                format!("duplicate event key `{key}`"),
-            ));
+            push(
+                &mut errors,
+                Error::new(lit.span(), format!("duplicate event key `{key}`")),
+            );
         } else {
             keys.push(lit);
         }
     }
 
+    if keys.is_empty() && errors.is_none() {
+        // Only `unchecked`.
+        push(&mut errors, Error::new(Span::call_site(), MISSING));
+    }
+    if !unchecked && !unclear {
+        for lit in &keys {
+            if let Err(message) = check_known(&lit.value()) {
+                push(&mut errors, Error::new(lit.span(), message));
+            }
+        }
+    }
+
     match errors {
         Some(errors) => Err(errors),
-        None => Ok(Args { keys }),
+        None => Ok(Args { keys, unchecked }),
     }
+}
+
+/// Adds `e` to the errors so far.
+fn push(errors: &mut Option<Error>, e: Error) {
+    match errors {
+        Some(errors) => errors.combine(e),
+        None => *errors = Some(e),
+    }
+}
+
+/// A well-formed key that GitHub's list lacks: the message, with the way out
+/// for events and actions newer than the list.
+fn check_known(key: &str) -> std::result::Result<(), String> {
+    let Ok(parsed) = event_key::parse(key) else {
+        return Ok(()); // reported by the grammar already
+    };
+    event_key::check_known(&parsed).map_err(|unknown| {
+        format!(
+            "{unknown}\n\
+             note: hookserver checks keys against GitHub's list of webhook events ({}); \
+             for one newer than the list, write #[hook(\"{}\", unchecked)]",
+            event_key::table_source(),
+            key.escape_debug(),
+        )
+    })
+}
+
+/// One argument between commas.
+enum Argument {
+    Key(LitStr),
+    Unchecked(proc_macro2::Ident),
 }
 
 /// Splits at top-level commas. Each segment comes with the comma that ends it;
@@ -76,42 +140,38 @@ fn split_commas(args: TokenStream) -> Vec<(TokenStream, Option<Punct>)> {
     segments
 }
 
-/// One argument: exactly one string literal, without suffix. `macro_rules!`
-/// fragments (`$key:literal`, wrapped in invisible groups) are accepted too.
-fn string_literal(segment: &TokenStream, comma: Option<&Punct>) -> Result<LitStr> {
+/// One argument: exactly one string literal, without suffix, or the flag
+/// `unchecked`. `macro_rules!` fragments (`$key:literal`, wrapped in invisible
+/// groups) are accepted too.
+fn argument(segment: &TokenStream, comma: Option<&Punct>) -> Result<Argument> {
     if segment.is_empty() {
         // `#[hook(, "push")]` or `#[hook("push",, "ping")]`: point at the stray comma.
         let span = comma.map_or_else(Span::call_site, Punct::span);
         return Err(Error::new(span, NOT_A_STRING));
     }
-    match syn::parse2::<LitStr>(segment.clone()) {
-        Ok(lit) if lit.suffix().is_empty() => Ok(lit),
-        _ => Err(Error::new_spanned(segment, NOT_A_STRING)),
-    }
-}
-
-/// `event`, `event.action` (each `[a-z0-9_]+`) or exactly `*`; the error is the
-/// complete message.
-fn check_key(key: &str) -> std::result::Result<(), String> {
-    let word = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    };
-    let valid = key == "*"
-        || match key.split_once('.') {
-            None => word(key),
-            Some((event, action)) => word(event) && word(action),
+    let mut trees = segment.clone().into_iter();
+    if let Some(TokenTree::Ident(ident)) = trees.next() {
+        let alone = trees.next().is_none();
+        return match (ident == UNCHECKED, alone) {
+            (true, true) => Ok(Argument::Unchecked(ident)),
+            (true, false) => Err(Error::new_spanned(segment, FLAG_VALUE)),
+            (false, true) => {
+                let name = ident.to_string();
+                let message = match event_key::nearest(&name, [UNCHECKED].into_iter()) {
+                    Some(flag) => format!("unknown flag `{name}`; did you mean `{flag}`?"),
+                    None => format!(
+                        "unknown flag `{name}`: the only flag is `unchecked`, and event keys \
+                         are string literals, e.g. #[hook(\"{name}\")]"
+                    ),
+                };
+                Err(Error::new_spanned(&ident, message))
+            }
+            (false, false) => Err(Error::new_spanned(segment, NOT_A_STRING)),
         };
-    if valid {
-        Ok(())
-    } else if key.is_empty() {
-        Err(format!("empty event key: {GRAMMAR}"))
-    } else {
-        Err(format!(
-            "invalid event key `{}`: {GRAMMAR}",
-            key.escape_debug()
-        ))
+    }
+    match syn::parse2::<LitStr>(segment.clone()) {
+        Ok(lit) if lit.suffix().is_empty() => Ok(Argument::Key(lit)),
+        _ => Err(Error::new_spanned(segment, NOT_A_STRING)),
     }
 }
 
@@ -143,8 +203,20 @@ mod tests {
             .collect()
     }
 
+    /// The grammar's message for a malformed key.
     fn invalid(key: &str) -> String {
-        format!("invalid event key `{key}`: {GRAMMAR}")
+        match event_key::parse(key) {
+            Ok(_) => panic!("{key:?} is well-formed"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// The message for a well-formed key missing from GitHub's list.
+    fn unknown(key: &str) -> String {
+        match check_known(key) {
+            Ok(()) => panic!("{key:?} is known"),
+            Err(message) => message,
+        }
     }
 
     #[test]
@@ -154,9 +226,10 @@ mod tests {
             "pull_request.opened",
             "*",
             "check_run.completed",
-            "a_1.b_2",
-            "2fa",
-            "_",
+            "repository_dispatch",
+            "repository_dispatch.on-demand-test",
+            "repository_dispatch.release.v2",
+            "repository_dispatch.deployTrigger",
         ] {
             assert_eq!(keys(&format!("{key:?}")), [key], "{key}");
         }
@@ -188,12 +261,12 @@ mod tests {
         };
         assert_eq!(e.to_string(), MISSING);
         assert!(MISSING.contains(r#"#[hook("push")]"#) && MISSING.contains(r#"#[hook("*")]"#));
+        assert_eq!(errors("unchecked"), [(MISSING.to_owned(), String::new())]);
     }
 
     #[test]
     fn rejects_non_string_arguments_on_the_argument() {
         for (args, at) in [
-            ("push", "push"),
             ("1", "1"),
             (r#"event = "push""#, r#"event = "push""#),
             (r#"b"push""#, r#"b"push""#),
@@ -226,33 +299,97 @@ mod tests {
             "Push",
             "push.",
             ".opened",
-            "a.b.c",
             "pull-request",
             "* ",
             "push.*",
             "**",
             "pull request",
+            "repository_dispatch.a\tb",
+            "",
         ] {
             let lit = format!("{key:?}");
             assert_eq!(errors(&lit), [(invalid(key), lit.clone())], "{key:?}");
         }
-    }
-
-    #[test]
-    fn rejects_the_empty_key() {
-        assert_eq!(
-            errors(r#""""#),
-            [(
-                "empty event key: expected `event`, `event.action` (lowercase letters, digits and `_`) or `*`"
-                    .to_owned(),
-                r#""""#.to_owned()
-            )]
-        );
+        assert!(invalid("").starts_with("empty event key: expected `event`"));
+        assert!(invalid("pull-request.opened").ends_with("did you mean `pull_request.opened`?"));
     }
 
     #[test]
     fn escapes_control_characters_in_messages() {
-        assert_eq!(errors(r#""push\n""#)[0].0, invalid("push\\n"));
+        assert!(
+            errors(r#""push\n""#)[0]
+                .0
+                .starts_with("invalid event key `push\\n`")
+        );
+    }
+
+    #[test]
+    fn rejects_keys_github_does_not_send_on_the_literal() {
+        for (key, first_line) in [
+            (
+                "pul_request",
+                "unknown GitHub event `pul_request`; did you mean `pull_request`?",
+            ),
+            (
+                "pull_request.openned",
+                "unknown action `openned` of GitHub event `pull_request`; \
+                 did you mean `pull_request.opened`?",
+            ),
+            ("push.created", "`push` has no actions: write `push`"),
+            ("a.b.c", "unknown GitHub event `a`"),
+        ] {
+            let lit = format!("{key:?}");
+            let message = unknown(key);
+            assert_eq!(message.lines().next(), Some(first_line), "{key}");
+            assert!(
+                message.ends_with(&format!("write #[hook(\"{key}\", unchecked)]")),
+                "{message}"
+            );
+            assert!(message.contains("@octokit/openapi-webhooks"), "{message}");
+            assert_eq!(errors(&lit), [(message, lit.clone())], "{key:?}");
+        }
+    }
+
+    #[test]
+    fn unchecked_accepts_well_formed_keys_github_does_not_send() {
+        let args =
+            parse_str(r#""brand_new_event", "push.created", unchecked, "push""#).expect("accepted");
+        assert!(args.unchecked);
+        let got: Vec<String> = args.keys.iter().map(LitStr::value).collect();
+        assert_eq!(got, ["brand_new_event", "push.created", "push"]);
+        assert!(!parse_str(r#""push""#).expect("accepted").unchecked);
+        // The grammar still applies.
+        assert_eq!(
+            errors(r#"unchecked, "Brand""#),
+            [(invalid("Brand"), r#""Brand""#.to_owned())]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_flags_on_the_flag() {
+        assert_eq!(
+            errors(r#""push", unchecked = true"#),
+            [(FLAG_VALUE.to_owned(), "unchecked = true".to_owned())]
+        );
+        assert_eq!(
+            errors(r#""push", unchecked(true)"#),
+            [(FLAG_VALUE.to_owned(), "unchecked(true)".to_owned())]
+        );
+        // A misspelt flag is reported alone: the keys are not checked.
+        assert_eq!(
+            errors(r#""brand_new_event", uncheked"#),
+            [(
+                "unknown flag `uncheked`; did you mean `unchecked`?".to_owned(),
+                "uncheked".to_owned()
+            )]
+        );
+        assert_eq!(
+            errors(r#""push", unchecked, unchecked"#),
+            [(
+                "duplicate flag `unchecked`".to_owned(),
+                "unchecked".to_owned()
+            )]
+        );
     }
 
     #[test]
@@ -271,14 +408,25 @@ mod tests {
 
     #[test]
     fn reports_every_problem_at_once() {
-        let errs = errors(r#""Push", push, "ping", "ping""#);
+        let errs = errors(r#""Push", push, "ping", "ping", "pul_request""#);
         let messages: Vec<&str> = errs.iter().map(|(m, _)| m.as_str()).collect();
         assert_eq!(
             messages,
             [
                 invalid("Push").as_str(),
-                NOT_A_STRING,
-                "duplicate event key `ping`"
+                "unknown flag `push`: the only flag is `unchecked`, and event keys are \
+                 string literals, e.g. #[hook(\"push\")]",
+                "duplicate event key `ping`",
+            ]
+        );
+        let errs = errors(r#""Push", "ping", "ping", "pul_request""#);
+        let messages: Vec<&str> = errs.iter().map(|(m, _)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                invalid("Push").as_str(),
+                "duplicate event key `ping`",
+                unknown("pul_request").as_str(),
             ]
         );
     }

@@ -82,7 +82,7 @@ pub(crate) fn signature(func: &ItemFn) -> Result<()> {
 
 /// `#[hook(...)]` or `#[hookserver::hook(...)]` left on the function: a second
 /// attribute would expand inside the first one's output.
-fn is_hook_attr(attr: &Attribute) -> bool {
+pub(crate) fn is_hook_attr(attr: &Attribute) -> bool {
     let segments: Vec<&syn::Ident> = attr.path().segments.iter().map(|s| &s.ident).collect();
     match segments[..] {
         [name] => name == "hook",

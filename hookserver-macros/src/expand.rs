@@ -1,6 +1,6 @@
 //! Step 3: code generation. The function becomes a unit struct of the same name
-//! implementing `::hookserver::Hook`, whose `register` holds the function itself
-//! and adds it to the registry once per event key.
+//! implementing `::hookserver::__private::Hook`, whose `register` holds the
+//! function itself and adds it to the registry once per event key.
 
 use crate::{attr, check, fallback};
 use proc_macro2::{Ident, TokenStream};
@@ -26,7 +26,7 @@ pub(crate) fn hook(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     match (args, check::signature(&func)) {
-        (Ok(args), Ok(())) => generate(&args.keys, func),
+        (Ok(args), Ok(())) => generate(&args, func),
         (Err(mut all), Err(e)) => {
             all.combine(e);
             fallback::stub(&func, &all)
@@ -35,8 +35,9 @@ pub(crate) fn hook(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
-/// The expansion of a checked function registered under `keys`.
-fn generate(keys: &[LitStr], mut func: ItemFn) -> TokenStream {
+/// The expansion of a checked function registered under `args.keys`.
+fn generate(args: &attr::Args, mut func: ItemFn) -> TokenStream {
+    let keys = &args.keys;
     let ident = func.sig.ident.clone();
     let vis = std::mem::replace(&mut func.vis, Visibility::Inherited);
     let (docs, attrs): (Vec<Attribute>, Vec<Attribute>) =
@@ -53,9 +54,10 @@ fn generate(keys: &[LitStr], mut func: ItemFn) -> TokenStream {
         let wrapper_fn = async_wrapper(&func, &wrapper);
         (quote!(#func #wrapper_fn), wrapper)
     };
+    let calls = registrations(keys, &handler, args.unchecked);
     let register = quote! {
         #body
-        __hooks #(.on(#keys, #handler))*
+        #calls
     };
     hook_type(
         &docs,
@@ -65,6 +67,19 @@ fn generate(keys: &[LitStr], mut func: ItemFn) -> TokenStream {
         &extractor_bounds(&func),
         &register,
     )
+}
+
+/// `__hooks.on(key, handler)` for each key, chained. Keys that skipped the check
+/// against GitHub's list go through `__private::on_unchecked`, which does not
+/// warn about them at run time either.
+fn registrations(keys: &[LitStr], handler: &Ident, unchecked: bool) -> TokenStream {
+    keys.iter().fold(quote!(__hooks), |hooks, key| {
+        if unchecked {
+            quote!(::hookserver::__private::on_unchecked(#hooks, #key, #handler))
+        } else {
+            quote!(#hooks.on(#key, #handler))
+        }
+    })
 }
 
 /// `A: FromDelivery<__S>` for each argument type `A`, spanned on the type. They
@@ -121,7 +136,7 @@ pub(crate) fn hook_type(
         #[allow(non_camel_case_types, missing_docs)]
         #vis struct #ident;
 
-        impl<__S> ::hookserver::Hook<__S> for #ident
+        impl<__S> ::hookserver::__private::Hook<__S> for #ident
         where
             __S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
             #bounds
@@ -186,12 +201,36 @@ mod tests {
     }
 
     /// `(key, handler ident)` for each `.on(key, handler)` in the chain, in order.
-    fn on_calls(mut expr: &Expr) -> Vec<(String, Ident)> {
+    fn on_calls(expr: &Expr) -> Vec<(String, Ident)> {
+        registrations_in(expr, false)
+    }
+
+    /// `(key, handler ident)` for each `__private::on_unchecked(hooks, key,
+    /// handler)` in the nest, in order.
+    fn unchecked_calls(expr: &Expr) -> Vec<(String, Ident)> {
+        registrations_in(expr, true)
+    }
+
+    fn registrations_in(mut expr: &Expr, unchecked: bool) -> Vec<(String, Ident)> {
         let mut calls = Vec::new();
-        while let Expr::MethodCall(call) = expr {
-            assert_eq!(call.method, "on");
-            let [Expr::Lit(key), Expr::Path(handler)] = [&call.args[0], &call.args[1]] else {
-                panic!("unexpected arguments {}", quote!(#call));
+        loop {
+            let (receiver, key, handler) = match expr {
+                Expr::MethodCall(call) if !unchecked => {
+                    assert_eq!(call.method, "on");
+                    (&*call.receiver, &call.args[0], &call.args[1])
+                }
+                Expr::Call(call) if unchecked => {
+                    let func = &call.func;
+                    assert_eq!(
+                        quote!(#func).to_string(),
+                        ":: hookserver :: __private :: on_unchecked"
+                    );
+                    (&call.args[0], &call.args[1], &call.args[2])
+                }
+                _ => break,
+            };
+            let [Expr::Lit(key), Expr::Path(handler)] = [key, handler] else {
+                panic!("unexpected arguments {}", quote!(#expr));
             };
             let syn::Lit::Str(key) = &key.lit else {
                 panic!("key is not a string")
@@ -202,7 +241,7 @@ mod tests {
                 .expect("handler is an ident")
                 .clone();
             calls.push((key.value(), handler));
-            expr = &call.receiver;
+            expr = receiver;
         }
         assert_eq!(quote!(#expr).to_string(), "__hooks");
         calls.reverse();
@@ -236,7 +275,7 @@ mod tests {
         println!("{tokens}");
         let text = tokens.to_string();
         assert!(
-            text.contains("impl < __S > :: hookserver :: Hook < __S > for on_push"),
+            text.contains("impl < __S > :: hookserver :: __private :: Hook < __S > for on_push"),
             "{text}"
         );
         assert!(
@@ -322,7 +361,7 @@ mod tests {
         println!("{tokens}");
         let text = tokens.to_string();
         assert!(
-            text.contains("impl < __S > :: hookserver :: Hook < __S > for on_ping"),
+            text.contains("impl < __S > :: hookserver :: __private :: Hook < __S > for on_ping"),
             "{text}"
         );
         assert!(text.contains("__hookserver_async"), "{text}");
@@ -392,10 +431,55 @@ mod tests {
     }
 
     #[test]
-    fn errors_give_compile_errors_and_a_stub() {
+    fn unchecked_keys_register_without_the_runtime_check() {
+        let (_, imp) = parts(expand(
+            r#""brand_new_event", "push.created", unchecked"#,
+            "async fn new() {}",
+        ));
+        let (_, tail) = register_body(&imp);
+        let calls = unchecked_calls(&tail);
+        let keys: Vec<&str> = calls.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["brand_new_event", "push.created"]);
+        assert!(calls.iter().all(|(_, handler)| handler == "new"));
+    }
+
+    #[test]
+    fn free_form_actions_are_registered_as_written() {
+        let (_, imp) = parts(expand(
+            r#""repository_dispatch.release.v2", "repository_dispatch.on-demand-test""#,
+            "async fn dispatch() {}",
+        ));
+        let (_, tail) = register_body(&imp);
+        let keys: Vec<String> = on_calls(&tail).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "repository_dispatch.release.v2",
+                "repository_dispatch.on-demand-test"
+            ]
+        );
+    }
+
+    /// The user's function as the fallback emits it: `const _: () = { fn };`.
+    fn emitted_fn(item: &Item) -> &ItemFn {
+        let Item::Const(konst) = item else {
+            panic!("not a const: {}", quote!(#item))
+        };
+        assert_eq!(konst.ident, "_");
+        let Expr::Block(block) = &*konst.expr else {
+            panic!("not a block")
+        };
+        match &block.block.stmts[..] {
+            [Stmt::Item(Item::Fn(func))] => func,
+            other => panic!("unexpected statements: {}", other.len()),
+        }
+    }
+
+    #[test]
+    fn errors_give_compile_errors_a_stub_and_the_function() {
         let tokens = expand(
             r#""Push", "ping""#,
-            "/// Docs.\npub async fn on_push<T>(t: T) {}",
+            "/// Docs.\n#[inline]\npub async fn on_push<T>(t: T) { t }",
         );
         println!("{tokens}");
         let file: syn::File = syn::parse2(tokens).expect("parses");
@@ -404,6 +488,7 @@ mod tests {
             Item::Macro(e2),
             Item::Struct(strukt),
             Item::Impl(imp),
+            original,
         ] = &file.items[..]
         else {
             panic!("unexpected items: {}", quote!(#file));
@@ -429,16 +514,39 @@ mod tests {
         let trait_path = &imp.trait_.as_ref().expect("trait impl").1;
         assert_eq!(
             quote!(#trait_path).to_string(),
-            ":: hookserver :: Hook < __S >"
+            ":: hookserver :: __private :: Hook < __S >"
         );
         let events = &method(imp, "events").block;
         assert_eq!(quote!(#events).to_string(), "{ & [] }");
         let register = &method(imp, "register").block;
+        assert_eq!(quote!(#register).to_string(), "{ __hooks }");
+
+        let func = emitted_fn(original);
+        assert_eq!(func.sig.ident, "on_push");
+        assert!(matches!(func.vis, Visibility::Inherited));
+        let attrs: Vec<String> = func.attrs.iter().map(|a| quote!(#a).to_string()).collect();
         assert_eq!(
-            quote!(#register).to_string(),
-            "{ __hooks }",
-            "the user's fn is not emitted"
+            attrs,
+            [
+                "# [allow (dead_code)]",
+                "# [doc = \" Docs.\"]",
+                "# [inline]"
+            ]
         );
+        let block = &func.block;
+        assert_eq!(quote!(#block).to_string(), "{ t }", "body kept");
+    }
+
+    #[test]
+    fn the_emitted_function_loses_a_second_hook_and_variadics_are_left_out() {
+        let tokens = expand(r#""push""#, r#"#[hook("ping")] async fn twice() {}"#);
+        let file: syn::File = syn::parse2(tokens).expect("parses");
+        let func = emitted_fn(file.items.last().expect("items"));
+        assert_eq!(func.attrs.len(), 1, "only allow(dead_code)");
+
+        let tokens = expand(r#""push""#, r#"unsafe extern "C" fn f(x: u8, ...) {}"#);
+        let file: syn::File = syn::parse2(tokens).expect("parses");
+        assert!(matches!(file.items.last(), Some(Item::Impl(_))));
     }
 
     #[test]
@@ -450,9 +558,10 @@ mod tests {
             ),
         );
         let file: syn::File = syn::parse2(tokens).expect("parses");
-        assert_eq!(file.items.len(), 3);
+        assert_eq!(file.items.len(), 4);
         assert!(quote!(#file).to_string().contains("missing event key"));
         assert!(matches!(&file.items[1], Item::Struct(s) if s.ident == "on_push"));
+        assert_eq!(emitted_fn(&file.items[3]).sig.ident, "on_push");
     }
 
     #[test]
@@ -467,11 +576,8 @@ mod tests {
         let errors = text
             .strip_suffix(&item.to_string())
             .expect("item kept as written");
-        assert!(
-            errors.contains("expected a string literal event key"),
-            "{text}"
-        );
+        assert!(errors.contains("unknown flag `push`"), "{text}");
         assert!(errors.contains("#[hook] applies to functions"), "{text}");
-        assert!(!text.contains("hookserver :: Hook"), "{text}");
+        assert!(!text.contains("Hook <"), "{text}");
     }
 }

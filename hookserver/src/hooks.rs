@@ -2,17 +2,16 @@
 
 use crate::{
     config::{Config, ConfigError},
+    event_key::{self, Key},
     handler::{Handler, erase},
     pipeline::{self, Parts, Pipeline},
-    routes::{Routes, is_valid_key},
+    routes::Routes,
 };
-use std::{fmt, sync::Arc};
+use std::{fmt, panic::Location, sync::Arc};
 
-/// A handler registered with the `#[hook("...")]` attribute.
-///
-/// The attribute turns `async fn on_push(...)` into a unit struct `on_push` that
-/// implements this trait; pass it to [`Hooks::hook`]. You do not implement it by
-/// hand: use [`Hooks::on`] for closures.
+/// What `#[hook("...")]` implements on the unit struct it makes of a function, for
+/// [`Hooks::hook`]. Plumbing between the macro and the registry: reached through
+/// `hookserver::__private`, never implemented by hand.
 pub trait Hook<S> {
     /// The event keys this hook answers, as written in the attribute.
     fn events(&self) -> &'static [&'static str];
@@ -39,9 +38,9 @@ pub trait Hook<S> {
 /// # drop(app);
 /// ```
 ///
-/// Keys are `"event"`, `"event.action"` or `"*"`. A delivery goes to the most
-/// specific match: `event.action`, then `event`, then `*`. With none, it is answered
-/// `200 Hook not used`.
+/// Keys are `"event"`, `"event.action"` or `"*"` (see [`Hooks::on`]). A delivery
+/// goes to the most specific match: `event.action`, then `event`, then `*`. With
+/// none, it is answered `200 Hook not used`.
 pub struct Hooks<S = ()> {
     config: Config,
     parts: Parts,
@@ -107,7 +106,8 @@ where
         })
     }
 
-    /// Registers a `#[hook]` handler under its keys.
+    /// Registers a function annotated with [`#[hook("...")]`](crate::hook) under
+    /// the attribute's keys.
     ///
     /// # Panics
     /// When one of its keys already has a handler.
@@ -116,24 +116,62 @@ where
         hook.register(self)
     }
 
-    /// Registers `handler` under `key`: `"push"`, `"pull_request.opened"` or `"*"`.
+    /// Registers `handler` under `key`.
+    ///
+    /// A key is one of
+    /// - `"event"`, e.g. `"push"`: every delivery of that event not claimed by a
+    ///   more specific key. The event is the `X-GitHub-Event` name: lowercase
+    ///   ASCII letters, digits and `_`;
+    /// - `"event.action"`, e.g. `"pull_request.opened"`: that event with that
+    ///   payload `action`. The action is everything after the first `.`, as GitHub
+    ///   sends it: `"repository_dispatch.release.v2"` is event
+    ///   `repository_dispatch`, action `release.v2` (the sender's free-form
+    ///   `event_type`). It may not be empty or `*`, contain control characters or
+    ///   exceed 100 characters;
+    /// - `"*"`: every delivery no other key matches.
+    ///
+    /// A key that GitHub's published list of webhook events does not have (a
+    /// typo such as `pul_request`, or an event newer than hookserver) is
+    /// registered all the same, and logged as a warning with the nearest known
+    /// key.
     ///
     /// # Panics
-    /// When `key` is malformed, or already has a handler
-    /// (`ping hook already registered`).
+    /// When `key` is malformed (`invalid event key ...`, saying why), or already
+    /// has a handler (`ping hook already registered`).
     #[track_caller]
-    pub fn on<H, T>(mut self, key: &str, handler: H) -> Self
+    pub fn on<H, T>(self, key: &str, handler: H) -> Self
     where
         H: Handler<T, S>,
         T: 'static,
     {
-        if !is_valid_key(key) {
-            panic!(
-                "invalid event key {key:?}: expected `event`, `event.action` \
-                 (lowercase letters, digits and `_`) or `*`"
-            );
+        self.insert(key, handler, true)
+    }
+
+    /// [`on`](Self::on) without the check against GitHub's list, for
+    /// `#[hook(..., unchecked)]`.
+    #[track_caller]
+    pub(crate) fn on_unchecked<H, T>(self, key: &str, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.insert(key, handler, false)
+    }
+
+    #[track_caller]
+    fn insert<H, T>(mut self, key: &str, handler: H, check: bool) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        let parsed = match event_key::parse(key) {
+            Ok(parsed) => parsed,
+            Err(e) => panic!("{e}"),
+        };
+        if check {
+            warn_if_unknown(key, &parsed);
         }
-        if !self.routes.insert(key, erase(handler)) {
+        if !self.routes.insert(parsed, erase(handler)) {
             panic!("{key} hook already registered");
         }
         self
@@ -150,5 +188,21 @@ where
         axum::Router::new()
             .route(path, axum::routing::any(pipeline::deliver::<S>))
             .with_state(Arc::new(pipeline))
+    }
+}
+
+/// Logs, once at registration, a key GitHub's list does not have: most likely a
+/// typo, possibly an event newer than the list. It stays registered either way.
+#[track_caller]
+fn warn_if_unknown(key: &str, parsed: &Key<'_>) {
+    if let Err(unknown) = event_key::check_known(parsed) {
+        tracing::warn!(
+            key,
+            location = %Location::caller(),
+            "event key `{}` may never match: {unknown}. It is registered anyway, \
+             in case GitHub added it after hookserver's list ({})",
+            key.escape_debug(),
+            event_key::table_source(),
+        );
     }
 }

@@ -66,7 +66,9 @@ mod body;
 mod client_addr;
 mod config;
 mod delivery;
+mod event_key;
 mod extract;
+mod github_events;
 mod handler;
 mod hooks;
 mod meta;
@@ -85,7 +87,7 @@ pub use config::{Config, ConfigError};
 pub use delivery::Delivery;
 pub use extract::{FromDelivery, Payload};
 pub use handler::Handler;
-pub use hooks::{Hook, Hooks};
+pub use hooks::Hooks;
 pub use rejection::{InvalidJson, PayloadMismatch, PayloadRejection};
 pub use serve::{
     DEFAULT_HEADER_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, Server, serve, serve_with_shutdown,
@@ -97,11 +99,60 @@ pub use serve::{
 /// See [`hookserver_macros::hook`] for the full reference.
 pub use hookserver_macros::hook;
 
-/// Entry points for the fuzz targets, benchmarks and tests; not part of the public
-/// API.
+/// What the `#[hook]` expansion names, and entry points for the tests, fuzz
+/// targets and benchmarks; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    use crate::{Handler, Hooks};
     use std::net::IpAddr;
+
+    pub use crate::hooks::Hook;
+
+    /// `hooks.on(key, handler)` without the check against GitHub's list of events:
+    /// what `#[hook("...", unchecked)]` registers with.
+    #[track_caller]
+    pub fn on_unchecked<S, H, T>(hooks: Hooks<S>, key: &str, handler: H) -> Hooks<S>
+    where
+        S: Clone + Send + Sync + 'static,
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        hooks.on_unchecked(key, handler)
+    }
+
+    /// What [`Hooks::on`] makes of `key`: `Err` with the panic message when it is
+    /// malformed, `Ok(Some(..))` with the reason for the warning when GitHub's list
+    /// does not have it, `Ok(None)` when all is well.
+    pub fn check_event_key(key: &str) -> Result<Option<String>, String> {
+        let parsed = crate::event_key::parse(key).map_err(|e| e.to_string())?;
+        Ok(crate::event_key::check_known(&parsed)
+            .err()
+            .map(|unknown| unknown.to_string()))
+    }
+
+    /// Every key GitHub's list has: each event, and each `event.action` of the
+    /// events whose actions are listed.
+    pub fn github_event_keys() -> Vec<String> {
+        use crate::github_events::{Actions, EVENTS};
+        let mut keys = Vec::new();
+        for (event, actions) in EVENTS {
+            keys.push((*event).to_owned());
+            if let Actions::Listed(actions) = actions {
+                keys.extend(actions.iter().map(|action| format!("{event}.{action}")));
+            }
+        }
+        keys
+    }
+
+    /// The events whose action is free-form text (`repository_dispatch`).
+    pub fn free_form_events() -> Vec<&'static str> {
+        use crate::github_events::{Actions, EVENTS};
+        EVENTS
+            .iter()
+            .filter(|(_, actions)| *actions == Actions::FreeForm)
+            .map(|(event, _)| *event)
+            .collect()
+    }
 
     /// Parses the `hooks` list of a GitHub `/meta` answer, as the cache does, and
     /// returns a lookup over it.

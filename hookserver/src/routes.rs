@@ -1,23 +1,10 @@
 //! The route table: which handler answers which event key, looked up per delivery
-//! without allocating. Key parsing lives here too, so the registry and the pipeline
-//! both depend on this module and not on each other.
+//! without allocating. Keys arrive parsed (`event_key::parse`), so the registry and
+//! the pipeline both depend on this module and not on each other.
 
+use crate::event_key::Key;
 use crate::handler::BoxedHandler;
 use std::collections::{HashMap, hash_map::Entry};
-
-/// `event`, `event.action` (each `[a-z0-9_]+`) or `*`.
-pub(crate) fn is_valid_key(key: &str) -> bool {
-    let word = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    };
-    key == "*"
-        || match key.split_once('.') {
-            Some((event, action)) => word(event) && word(action),
-            None => word(key),
-        }
-}
 
 /// Handlers by event, then action; looked up without allocating.
 pub(crate) struct Routes<S> {
@@ -40,40 +27,31 @@ impl<S> Default for Routes<S> {
 }
 
 impl<S> Routes<S> {
-    /// Adds a handler; false when the key is taken.
-    pub(crate) fn insert(&mut self, key: &str, handler: BoxedHandler<S>) -> bool {
-        let slot = if key == "*" {
-            &mut self.any_event
-        } else {
-            let (event, action) = match key.split_once('.') {
-                Some((event, action)) => (event, Some(action)),
-                None => (key, None),
-            };
-            let routes = self
-                .events
-                .entry(event.into())
-                .or_insert_with(|| EventRoutes {
-                    any_action: None,
-                    actions: HashMap::new(),
-                });
-            match action {
-                Some(action) => {
-                    return match routes.actions.entry(action.into()) {
-                        Entry::Occupied(_) => false,
-                        Entry::Vacant(slot) => {
-                            slot.insert(handler);
-                            true
-                        }
-                    };
-                }
-                None => &mut routes.any_action,
-            }
+    /// Adds a handler; false when the key is taken. `repository_dispatch.release.v2`
+    /// is event `repository_dispatch`, action `release.v2`.
+    pub(crate) fn insert(&mut self, key: Key<'_>, handler: BoxedHandler<S>) -> bool {
+        let (event, action) = match key {
+            Key::Any => return fill(&mut self.any_event, handler),
+            Key::Event(event) => (event, None),
+            Key::Action(event, action) => (event, Some(action)),
         };
-        if slot.is_some() {
-            return false;
+        let routes = self
+            .events
+            .entry(event.into())
+            .or_insert_with(|| EventRoutes {
+                any_action: None,
+                actions: HashMap::new(),
+            });
+        match action {
+            None => fill(&mut routes.any_action, handler),
+            Some(action) => match routes.actions.entry(action.into()) {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(slot) => {
+                    slot.insert(handler);
+                    true
+                }
+            },
         }
-        *slot = Some(handler);
-        true
     }
 
     /// The most specific handler: `event.action`, then `event`, then `*`. The
@@ -109,35 +87,80 @@ impl<S> Routes<S> {
     }
 }
 
+/// Puts `handler` in an empty slot; false when it is taken.
+fn fill<S>(slot: &mut Option<BoxedHandler<S>>, handler: BoxedHandler<S>) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(handler);
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{event_key::parse, handler::erase};
+
+    fn routes(keys: &[&str]) -> Routes<()> {
+        let mut routes = Routes::default();
+        for key in keys {
+            let handler = erase(|| async {});
+            assert!(
+                routes.insert(parse(key).expect("valid key"), handler),
+                "{key}"
+            );
+        }
+        routes
+    }
+
+    fn sorted_keys(routes: &Routes<()>) -> Vec<String> {
+        let mut keys: Vec<String> = routes.keys().collect();
+        keys.sort();
+        keys
+    }
 
     #[test]
-    fn key_grammar() {
-        for ok in [
-            "push",
-            "pull_request",
-            "pull_request.opened",
-            "*",
-            "a_1.b_2",
-            "check_run.completed",
-        ] {
-            assert!(is_valid_key(ok), "{ok}");
+    fn an_action_after_the_first_dot_is_routed_as_written() {
+        let routes = routes(&[
+            "repository_dispatch.release.v2",
+            "repository_dispatch.deploy-prod",
+        ]);
+        assert_eq!(
+            sorted_keys(&routes),
+            [
+                "repository_dispatch.deploy-prod",
+                "repository_dispatch.release.v2"
+            ]
+        );
+        assert!(
+            routes
+                .find("repository_dispatch", || Some("release.v2"))
+                .is_some()
+        );
+        assert!(
+            routes
+                .find("repository_dispatch", || Some("deploy-prod"))
+                .is_some()
+        );
+        assert!(
+            routes
+                .find("repository_dispatch", || Some("release"))
+                .is_none()
+        );
+        assert!(
+            routes
+                .find("repository_dispatch.release", || Some("v2"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_key_is_taken_once() {
+        let mut routes = routes(&["*", "push", "pull_request.opened"]);
+        for key in ["*", "push", "pull_request.opened"] {
+            let key = parse(key).expect("valid key");
+            assert!(!routes.insert(key, erase(|| async {})));
         }
-        for bad in [
-            "",
-            "Push",
-            "push.",
-            ".opened",
-            "a.b.c",
-            "pull-request",
-            "* ",
-            "push.*",
-            "*.opened",
-            "pu sh",
-        ] {
-            assert!(!is_valid_key(bad), "{bad:?}");
-        }
+        assert_eq!(sorted_keys(&routes), ["*", "pull_request.opened", "push"]);
     }
 }

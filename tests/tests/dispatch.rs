@@ -248,7 +248,7 @@ fn registering_an_action_twice_panics() {
 }
 
 #[test]
-#[should_panic(expected = "invalid event key \"Push\"")]
+#[should_panic(expected = "invalid event key `Push`")]
 fn a_malformed_key_panics() {
     let _ = Hooks::new(config()).on("Push", || async { "a" });
 }

@@ -38,5 +38,5 @@ fn main() {
     let config = || Config::new().secret("s").validate_ip(false);
     let _ = Hooks::new(config()).hook(ping).hook(push).hook(pr).hook(everything_else).router("/hooks");
     let _ = Hooks::with_state(config(), App).hook(with_state).hook(ping).router("/hooks");
-    assert_eq!(hookserver::Hook::<()>::events(&pr), &["pull_request.opened", "pull_request.reopened"]);
+    assert_eq!(hookserver::__private::Hook::<()>::events(&pr), &["pull_request.opened", "pull_request.reopened"]);
 }

@@ -1,0 +1,6 @@
+use hookserver::hook;
+
+#[hook("push.created")]
+async fn on_push() {}
+
+fn main() {}
