@@ -37,11 +37,9 @@ fuzz_target!(|data: &[u8]| {
         .expect("accepted, but the hooks list does not read")
         .hooks;
     assert!(!hooks.is_empty(), "accepted an empty hooks list");
-    assert!(!list.is_empty());
-    assert!(list.len() <= hooks.len());
     for entry in &hooks {
         let net = parse_net(entry).unwrap_or_else(|| panic!("accepted {entry:?}"));
-        assert!(list.contains(net.network()), "{net} not contained");
+        assert!(list(net.network()), "{net} not contained");
     }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
         assert_eq!(value["hooks"], serde_json::json!(hooks));

@@ -12,7 +12,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use hookserver::signature::{SignatureError, Verifier, sign_sha1, sign_sha256};
+use hookserver::signature::{SignatureError, Signatures, Verifier, sign_sha1, sign_sha256};
 use libfuzzer_sys::fuzz_target;
 
 /// How a signature header is made from the fuzz data.
@@ -104,7 +104,13 @@ fuzz_target!(|input: Input<'_>| {
     let h256 = make(&input.sha256, &good256[0]);
     let h1 = make(&input.sha1, &good1[0]);
 
-    let got = verifier.verify(h256.as_deref(), h1.as_deref(), input.body);
+    let got = verifier.verify(
+        input.body,
+        Signatures {
+            sha256: h256.as_deref(),
+            sha1: h1.as_deref(),
+        },
+    );
 
     let expected = match (&h256, &h1) {
         (Some(h), _) => {
@@ -134,11 +140,23 @@ fuzz_target!(|input: Input<'_>| {
     // Roundtrip: what we sign always verifies, with and without the SHA-1 header.
     for g in &good256 {
         assert_eq!(
-            verifier.verify(Some(g.as_bytes()), None, input.body),
+            verifier.verify(
+                input.body,
+                Signatures {
+                    sha256: Some(g.as_bytes()),
+                    sha1: None
+                }
+            ),
             Ok(())
         );
         assert_eq!(
-            verifier.verify(Some(g.as_bytes()), h1.as_deref(), input.body),
+            verifier.verify(
+                input.body,
+                Signatures {
+                    sha256: Some(g.as_bytes()),
+                    sha1: h1.as_deref()
+                }
+            ),
             Ok(())
         );
     }
