@@ -101,18 +101,24 @@ pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
+/// Short spellings for the tests of this module and of `client_addr`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
-    use std::net::Ipv4Addr;
 
-    fn nets(list: &[&str]) -> Vec<IpNet> {
+    pub(crate) fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| s.parse().unwrap()).collect()
     }
 
-    fn ip(s: &str) -> IpAddr {
+    pub(crate) fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{test_support::*, *};
+    use std::net::Ipv4Addr;
 
     fn github() -> AllowList {
         AllowList::new(nets(&[

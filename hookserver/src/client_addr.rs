@@ -56,16 +56,8 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::allow_list::test_support::{ip, nets};
     use http::HeaderValue;
-    use ipnet::IpNet;
-
-    fn nets(list: &[&str]) -> Vec<IpNet> {
-        list.iter().map(|s| s.parse().unwrap()).collect()
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
 
     #[test]
     fn trusted_proxies_written_as_mapped_addresses_match() {
