@@ -442,6 +442,14 @@ pub(crate) fn parse_secs(variable: &'static str, value: &str) -> Result<Duration
     }
 }
 
+/// A count, at least 1.
+pub(crate) fn parse_count(variable: &'static str, value: &str) -> Result<usize, ConfigError> {
+    match parse_number::<usize>(variable, value, "a whole number")? {
+        0 => Err(ConfigError::invalid(variable, value, "at least 1")),
+        n => Ok(n),
+    }
+}
+
 fn parse_number<T: std::str::FromStr>(
     variable: &'static str,
     value: &str,

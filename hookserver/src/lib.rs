@@ -66,6 +66,7 @@ mod extract;
 mod handler;
 mod hooks;
 mod ip;
+mod log_limit;
 mod meta;
 mod pipeline;
 mod rejection;
@@ -83,10 +84,7 @@ pub use handler::Handler;
 pub use hooks::{Hook, Hooks};
 pub use ip::AllowList;
 pub use rejection::Rejection;
-pub use serve::{
-    DEFAULT_HEADER_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, Server, serve, serve_with_shutdown,
-    shutdown_signal,
-};
+pub use serve::{Server, serve, serve_with_shutdown, shutdown_signal};
 
 /// Turns an `async fn` into a handler for the given event keys.
 ///

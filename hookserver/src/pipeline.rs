@@ -5,9 +5,9 @@
 use crate::{
     config::Config,
     delivery::Delivery,
-    routes::Routes,
     ip::SourceCheck,
     rejection::Rejection,
+    routes::Routes,
     signature::{SIGNATURE_256_HEADER, SIGNATURE_SHA1_HEADER, Verifier},
 };
 use axum::{
