@@ -288,6 +288,9 @@ impl Server {
     }
 }
 
+// The default must stay below the common soft limit of 1,024 file descriptors.
+const _: () = assert!(Server::DEFAULT_MAX_CONNECTIONS < 1024);
+
 /// One accepted connection and what serving it needs.
 struct Connection {
     stream: TcpStream,
@@ -411,10 +414,6 @@ mod tests {
         assert_eq!(s.write_timeout, Server::DEFAULT_WRITE_TIMEOUT);
         assert_eq!(s.max_connections, Server::DEFAULT_MAX_CONNECTIONS);
         assert_eq!(s.shutdown_grace, Server::DEFAULT_SHUTDOWN_GRACE);
-        assert!(
-            Server::DEFAULT_MAX_CONNECTIONS < 1024,
-            "below the usual fd limit"
-        );
     }
 
     #[test]
