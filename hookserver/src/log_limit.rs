@@ -54,7 +54,7 @@ impl RateLimitedWarning {
     /// Logs `message` under `kind` at warn level, or counts it for the next summary.
     pub(crate) fn warn(&self, kind: &'static str, message: impl Display) {
         match self.record(kind, message, Instant::now()) {
-            Some(Line::First(message)) => tracing::warn!(kind, "{message}"),
+            Some(Line::First(message)) => tracing::warn!(kind, "{kind}: {message}"),
             Some(Line::Summary { count, last }) => tracing::warn!(
                 kind,
                 count,

@@ -5,22 +5,20 @@
 
 mod connection;
 mod registry;
+mod watchdog;
 
 use crate::{
     config::{ConfigError, parse_count, parse_secs},
     log_limit::RateLimitedWarning,
 };
-use axum::extract::ConnectInfo;
-use connection::{Activity, TrackedIo, watchdog};
-use http_body_util::BodyExt;
+use connection::Connection;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioExecutor, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
 use registry::{Admission, Registry};
 use std::{future::Future, io, sync::Arc, time::Duration};
-use tokio::net::{TcpListener, TcpStream};
-use tower_service::Service;
+use tokio::net::TcpListener;
 
 /// HTTP/2 keep-alive: a PING after this long without a frame from the client...
 const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
@@ -73,8 +71,8 @@ pub async fn serve_with_shutdown(
 /// - no request in flight (nothing sent yet, part of a preface or of the headers,
 ///   an idle keep-alive or HTTP/2 connection) for [`header_timeout`](Self::header_timeout):
 ///   closed;
-/// - an answer the client does not read (a write with no progress) for
-///   [`write_timeout`](Self::write_timeout): closed;
+/// - an answer the client does not take (a write with no progress, or an HTTP/2
+///   answer with nothing written) for [`write_timeout`](Self::write_timeout): closed;
 /// - HTTP/2: a `PING` after 20 s without a frame, closed when it is not
 ///   acknowledged within 20 s; at most 100 concurrent streams; a client that
 ///   resets more than 20 streams before they were served is closed with `GOAWAY`;
@@ -170,8 +168,9 @@ impl Server {
         self
     }
 
-    /// How long a write may make no progress (the client does not read its
-    /// answers) before the connection is closed.
+    /// How long a write, or an answer ready to be sent, may make no progress (the
+    /// client does not read its answers, or an HTTP/2 client never reopens its
+    /// flow-control window) before the connection is closed.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
         self
@@ -216,7 +215,7 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        warnings.warn("accept failed", format_args!("accept failed: {e}"));
+                        warnings.warn("accept failed", e);
                         // Out of file descriptors and the like: pause instead of spinning.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
@@ -231,7 +230,7 @@ impl Server {
                     warnings.warn(
                         "connection refused",
                         format_args!(
-                            "connection refused: {} connections open, all serving a request \
+                            "{} connections open, all serving a request \
                              (HOOKSERVER_MAX_CONNECTIONS)",
                             self.max_connections
                         ),
@@ -290,88 +289,6 @@ impl Server {
 
 // The default must stay below the common soft limit of 1,024 file descriptors.
 const _: () = assert!(Server::DEFAULT_MAX_CONNECTIONS < 1024);
-
-/// One accepted connection and what serving it needs.
-struct Connection {
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
-    activity: Arc<Activity>,
-    router: axum::Router,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    header_timeout: Duration,
-    write_timeout: Duration,
-    warnings: Arc<RateLimitedWarning>,
-}
-
-impl Connection {
-    /// Serves the connection until it ends, its watchdog closes it, or the graceful
-    /// shutdown does.
-    async fn run(self, watcher: hyper_util::server::graceful::Watcher) {
-        let Connection {
-            stream,
-            peer,
-            activity,
-            router,
-            builder,
-            header_timeout,
-            write_timeout,
-            warnings,
-        } = self;
-        let io = TokioIo::new(TrackedIo::new(stream, Arc::clone(&activity)));
-        let requests = Arc::clone(&activity);
-        let service =
-            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-                // In flight from here until the answer's body is handed over in full.
-                let guard = requests.request_started();
-                request.extensions_mut().insert(ConnectInfo(peer));
-                let mut router = router.clone();
-                async move {
-                    let response = router.call(request).await?;
-                    Ok::<_, std::convert::Infallible>(response.map(|body| {
-                        axum::body::Body::new(body.map_frame(move |frame| {
-                            let _in_flight = &guard;
-                            frame
-                        }))
-                    }))
-                }
-            });
-        let serving = watcher.watch(
-            builder
-                .serve_connection_with_upgrades(io, service)
-                .into_owned(),
-        );
-        tokio::select! {
-            result = serving => if let Err(e) = result {
-                if is_rapid_reset(&*e) {
-                    warnings.warn(
-                        "rapid reset",
-                        format_args!("closed an HTTP/2 connection from {peer} that reset too many streams"),
-                    );
-                } else {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            },
-            closed = watchdog(&activity, header_timeout, write_timeout) => {
-                tracing::debug!(%peer, reason = closed.as_str(), "closed a connection");
-            }
-        }
-    }
-}
-
-/// Whether a connection ended because h2 caught the client resetting streams
-/// faster than they were served (`GOAWAY` with `ENHANCE_YOUR_CALM`).
-fn is_rapid_reset(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_go_away()
-                && h2.is_library()
-                && h2.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM);
-        }
-        source = e.source();
-    }
-    false
-}
 
 /// Completes on ctrl-c, or on SIGTERM on Unix.
 pub async fn shutdown_signal() {

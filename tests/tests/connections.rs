@@ -30,11 +30,17 @@ fn hooks() -> Hooks {
     Hooks::new(Config::new().secret(SECRET).validate_ip(false)).on("ping", || async { "pong" })
 }
 
-/// The hooks at `/hooks` and a 1 MiB answer at `/big`.
+/// The hooks at `/hooks`, a 1 MiB answer at `/big`, and the same streamed in
+/// 16 KiB chunks at `/stream`.
 fn app() -> axum::Router {
+    let stream = || async {
+        let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 16 * 1024]));
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+    };
     hooks()
         .router("/hooks")
         .route("/big", axum::routing::get(|| async { vec![b'x'; 1 << 20] }))
+        .route("/stream", axum::routing::get(stream))
 }
 
 async fn short_timeouts() -> TestServer {
@@ -218,6 +224,47 @@ async fn a_client_that_never_reads_its_answers_is_closed_at_the_write_timeout() 
         "{received} bytes: the stuck connection was not closed"
     );
     assert_still_serving(&s).await;
+}
+
+#[tokio::test]
+async fn an_http2_client_that_never_reopens_its_window_is_closed_at_the_write_timeout() {
+    let server = Server::new()
+        .header_timeout(Duration::from_secs(3600))
+        .write_timeout(WRITE_TIMEOUT);
+    let s = TestServer::start_with(server, app()).await;
+    let (mut stream, _) = connect(&s).await;
+    stream.write_all(PREFACE).await.unwrap();
+    stream.write_all(&frames::settings()).await.unwrap();
+    stream
+        .write_all(&frames::headers(
+            1,
+            END_HEADERS | END_STREAM,
+            &frames::get("/stream"),
+        ))
+        .await
+        .unwrap();
+    let asked = Instant::now();
+    // Read all the server sends, so its socket never blocks, and never send a
+    // WINDOW_UPDATE: the streamed answer stops at the initial 64 KiB window. (An
+    // answer in one chunk is handed to h2 at once: it is then idle, and closed at
+    // the header timeout.)
+    let mut data = 0;
+    let read_all = async {
+        while let Some(frame) = read_frame(&mut stream).await {
+            if frame.kind == kind::DATA {
+                data += frame.payload.len();
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read_all)
+        .await
+        .expect("the server closed the connection");
+    let took = asked.elapsed();
+    assert!(
+        (WRITE_TIMEOUT - Duration::from_millis(100)..WRITE_TIMEOUT + SLACK).contains(&took),
+        "closed after {took:?}"
+    );
+    assert!((1..=65_535).contains(&data), "{data} bytes of the answer");
 }
 
 /// The soft limit on open files, from `/proc` (Linux); `None` elsewhere.

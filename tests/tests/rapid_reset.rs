@@ -68,7 +68,7 @@ async fn a_rapid_reset_flood_logs_a_bounded_number_of_lines_and_the_server_keeps
     );
     let ours: Vec<&&str> = warnings
         .iter()
-        .filter(|l| l.contains("reset too many streams"))
+        .filter(|l| l.contains("too many streams reset"))
         .collect();
     assert_eq!(
         ours.len(),

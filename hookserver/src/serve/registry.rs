@@ -4,7 +4,7 @@
 //! new one is refused, so the file descriptors of the process never run out and
 //! the deliveries being served finish.
 
-use super::connection::Activity;
+use super::watchdog::Activity;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(registry.len(), 3, "the cap holds");
         // The oldest idle one was told to close, the others were not.
         let told = |entry: &Registered| {
-            let watch = super::super::connection::watchdog(
+            let watch = super::super::watchdog::watchdog(
                 &entry.activity,
                 Duration::from_secs(3600),
                 Duration::from_secs(3600),
