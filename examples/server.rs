@@ -87,7 +87,11 @@ async fn main() -> ExitCode {
         .finish(BufWriter::with_capacity(64 * 1024, stdout));
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                // h2 warns once per HTTP/2 connection it closes for abuse (rapid reset),
+                // which an attacker can repeat at will; hookserver reports those
+                // connections itself, rate limited.
+                .unwrap_or_else(|_| "info,h2=error".into()),
         )
         .with_ansi(ansi)
         .with_writer(writer)

@@ -523,6 +523,15 @@ pub(crate) fn parse_secs(value: &str) -> Result<Duration, Expected> {
     }
 }
 
+/// A count, at least 1.
+pub(crate) fn parse_count(value: &str) -> Result<usize, Expected> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err(Expected("at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(Expected("a whole number")),
+    }
+}
+
 /// Whole seconds, 0 allowed.
 fn parse_secs_or_zero(value: &str) -> Result<Duration, Expected> {
     value

@@ -71,6 +71,7 @@ mod extract;
 mod github_events;
 mod handler;
 mod hooks;
+mod log_limit;
 mod meta;
 mod pipeline;
 mod rejection;
@@ -89,10 +90,7 @@ pub use extract::{FromDelivery, Payload};
 pub use handler::Handler;
 pub use hooks::Hooks;
 pub use rejection::{InvalidJson, PayloadMismatch, PayloadRejection};
-pub use serve::{
-    DEFAULT_HEADER_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, Server, serve, serve_with_shutdown,
-    shutdown_signal,
-};
+pub use serve::{Server, serve, serve_with_shutdown, shutdown_signal};
 
 /// Turns an `async fn` into a handler for the given event keys.
 ///

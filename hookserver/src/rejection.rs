@@ -144,6 +144,10 @@ impl IntoResponse for PayloadMismatch {
 ///         Ok(Sender(delivery.json::<Event>()?.sender.login))
 ///     }
 /// }
+///
+/// let hooks = hookserver::Hooks::new(hookserver::Config::new().secret("s"))
+///     .on("issues", |Sender(login): Sender| async move { format!("from {login}") });
+/// # drop(hooks);
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]

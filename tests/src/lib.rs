@@ -19,6 +19,8 @@ use std::{
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+pub mod frames;
+
 /// The secret every test signs with.
 pub const SECRET: &str = "It's a Secret to Everybody";
 
