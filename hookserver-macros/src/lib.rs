@@ -90,7 +90,7 @@ use proc_macro::TokenStream;
 /// # The function
 ///
 /// Any free function whose arguments are hookserver extractors (`Value`,
-/// `Payload<T>`, `Delivery`, `State<S>`, `Bytes`, ...) and whose return type
+/// `Payload<T>`, `Delivery`, `State<T>`, `Bytes`, ...) and whose return type
 /// implements `IntoResponse`. It may not be generic (no type or lifetime
 /// parameters, `where` clause or `impl Trait` argument), take `self`, or be
 /// `const`, `unsafe`, `extern` or variadic. A plain `fn` works too: it is
