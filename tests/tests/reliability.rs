@@ -1,4 +1,4 @@
-//! Slow clients, slow handlers and shutdown: the server stays healthy and loses
+//! Slow bodies, slow handlers and shutdown: the server stays healthy and loses
 //! nothing it acknowledged.
 
 use hookserver::{Hooks, Server};
@@ -17,80 +17,8 @@ use tokio::{
     sync::Notify,
 };
 
-/// Reads until the server closes the connection; returns what it sent.
-async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
-        .await
-        .expect("the server closed the connection");
-    out
-}
-
-async fn one_second_header_timeout() -> TestServer {
-    let hooks = Hooks::new(config()).on("ping", || async { "pong" });
-    let server = Server::new().header_timeout(Duration::from_secs(1));
-    TestServer::start_with(server, hooks.router("/hooks")).await
-}
-
-/// The server closes `stream`, and not before the 1 s timeout.
-async fn assert_closed_after_the_timeout(stream: &mut TcpStream, since: Instant) {
-    let _ = read_until_closed(stream).await;
-    let took = since.elapsed();
-    assert!(
-        took >= Duration::from_millis(900),
-        "closed after {took:?}, before the timeout"
-    );
-}
-
-#[tokio::test]
-async fn a_client_that_never_finishes_its_headers_is_cut_off() {
-    let s = one_second_header_timeout().await;
-    let mut stream = TcpStream::connect(s.addr()).await.unwrap();
-    let started = Instant::now();
-    stream
-        .write_all(b"POST /hooks HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: pi")
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut stream).await;
-    let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(900),
-        "cut after {took:?}, before the timeout"
-    );
-    let text = String::from_utf8_lossy(&answer);
-    assert!(
-        answer.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "{text}"
-    );
-    // The server still answers others.
-    assert_eq!(
-        send(delivery(&client(), &s.url(), "ping", "{}")).await,
-        (200, "pong".into())
-    );
-}
-
-#[tokio::test]
-async fn a_client_that_connects_and_sends_nothing_is_cut_off() {
-    let s = one_second_header_timeout().await;
-    let mut idle = TcpStream::connect(s.addr()).await.unwrap();
-    let started = Instant::now();
-    assert_closed_after_the_timeout(&mut idle, started).await;
-}
-
-#[tokio::test]
-async fn an_idle_keep_alive_connection_is_closed() {
-    let s = one_second_header_timeout().await;
-    let mut stream = TcpStream::connect(s.addr()).await.unwrap();
-    stream
-        .write_all(b"GET /hooks HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0; 4096];
-    let n = stream.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 405"));
-    let started = Instant::now();
-    assert_closed_after_the_timeout(&mut stream, started).await;
-}
+// Connection deadlines (nothing sent, headers never finished, idle keep-alive) are
+// tested in `connections.rs`.
 
 #[tokio::test]
 async fn a_client_that_trickles_its_body_gets_408() {
