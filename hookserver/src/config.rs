@@ -70,7 +70,7 @@ const SETTINGS: &[Setting] = &[
 /// ```
 ///
 /// Secrets and the GitHub token never appear in `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Config {
     pub(crate) signature: SignatureSettings,
     pub(crate) source: SourceSettings,

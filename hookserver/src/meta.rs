@@ -54,7 +54,7 @@ pub(crate) const TIMEOUT: Setting =
 pub(crate) const WARM: Setting = Setting::new("Config::meta_warm", "HOOKSERVER_META_WARM");
 
 /// Where `/meta` is and how it is cached.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) struct MetaSettings {
     pub(crate) api_url: String,
     pub(crate) token: Option<String>,

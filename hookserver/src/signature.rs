@@ -174,7 +174,7 @@ pub(crate) const VALIDATE_SIGNATURE: Setting =
 pub(crate) const ALLOW_SHA1: Setting = Setting::new("Config::allow_sha1", "HOOKSERVER_ALLOW_SHA1");
 
 /// What the signature check needs: whether it runs, and with which secrets.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) struct SignatureSettings {
     pub(crate) validate: bool,
     pub(crate) secrets: Vec<Vec<u8>>,
