@@ -5,8 +5,8 @@
 //!
 //! The budget exists because a body must be buffered before its signature can be
 //! checked: without it, N stalled unsigned bodies cost N times the body limit. It
-//! counts the capacity of the buffers it hands out, so the memory held by bodies
-//! stays within it (plus the chunk being copied).
+//! counts every byte received as it arrives, so the memory held by bodies stays
+//! within it (plus the one copy that joins a body's chunks at its end).
 
 use crate::{
     config::{ConfigError, Setting},
@@ -106,50 +106,44 @@ impl BodyReader {
         if declared.is_some_and(|len| len > self.limit as u64) {
             return Err(Rejection::PayloadTooLarge { limit: self.limit });
         }
-        // The declared length bounds how far a buffer grows, never how much is
-        // taken from the budget before the bytes arrive: a sender that declares
-        // 25 MB and stalls holds only what it sent.
-        let cap = declared.map_or(self.limit, |len| len as usize);
-        tokio::time::timeout(self.timeout, self.collect(body, cap))
+        // Nothing is taken from the budget before the bytes arrive: a sender that
+        // declares 25 MB and stalls holds only what it sent.
+        tokio::time::timeout(self.timeout, self.collect(body))
             .await
             .map_err(|_| Rejection::BodyTimeout)?
     }
 
-    async fn collect(&self, mut body: Body, cap: usize) -> Result<Buffered, Rejection> {
+    async fn collect(&self, mut body: Body) -> Result<Buffered, Rejection> {
         let mut held: Option<OwnedSemaphorePermit> = None;
-        // Most bodies arrive in one chunk: keep it as it came, copy nothing.
-        let mut first: Option<Bytes> = None;
-        let mut buffer: Vec<u8> = Vec::new();
+        // The chunks as they came, each counted against the budget as it arrives,
+        // then one copy into a buffer of the exact size: the allocation pattern of
+        // `http_body_util::Collected`, which keeps peak memory at one body plus its
+        // chunks. (Growing a buffer by doubling doubled the peak RSS of 64
+        // concurrent 1 MB deliveries, through fragmentation.)
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut received = 0usize;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Rejection::BodyUnreadable(e.to_string()))?;
             let Ok(chunk) = frame.into_data() else {
                 continue; // trailers: not part of the payload
             };
-            let received = first.as_ref().map_or(buffer.len(), Bytes::len);
-            let total = received + chunk.len();
-            if total > self.limit {
+            received += chunk.len();
+            if received > self.limit {
                 return Err(Rejection::PayloadTooLarge { limit: self.limit });
             }
-            if first.is_none() && buffer.capacity() == 0 {
-                self.take(&mut held, chunk.len()).await?;
-                first = Some(chunk);
-                continue;
-            }
-            if total > buffer.capacity() {
-                // Double, but never past what the sender declared (or the limit).
-                let capacity = total.max(received * 2).min(cap.max(total));
-                self.take(&mut held, capacity - buffer.capacity() + chunk.len())
-                    .await?;
-                buffer.reserve_exact(capacity - buffer.len());
-            }
-            if let Some(first) = first.take() {
-                buffer.extend_from_slice(&first);
-            }
-            buffer.extend_from_slice(&chunk);
-            // The chunks now live in the buffer; give back what they held.
-            self.give_back(&mut held, buffer.capacity());
+            self.take(&mut held, chunk.len()).await?;
+            chunks.push(chunk);
         }
-        let bytes = first.unwrap_or_else(|| Bytes::from(buffer));
+        // Most bodies arrive in one chunk: keep it as it came, copy nothing.
+        let bytes = if chunks.len() == 1 {
+            chunks.swap_remove(0)
+        } else {
+            let mut buffer = Vec::with_capacity(received);
+            for chunk in &chunks {
+                buffer.extend_from_slice(chunk);
+            }
+            Bytes::from(buffer)
+        };
         Ok(Buffered {
             bytes,
             _budget: held,
@@ -182,16 +176,6 @@ impl BodyReader {
             None => *held = Some(permit),
         }
         Ok(())
-    }
-
-    /// Keeps exactly `bytes` of the budget, releasing the rest.
-    fn give_back(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) {
-        if let Some(permit) = held
-            && permit.num_permits() > bytes
-            && let Some(rest) = permit.split(permit.num_permits() - bytes)
-        {
-            drop(rest);
-        }
     }
 }
 

@@ -83,9 +83,10 @@ async fn stalled_unsigned_bodies_stay_within_the_budget() {
     }
     let grown = memory("VmHWM:").saturating_sub(before);
     eprintln!("peak RSS grew by {:.1} MiB", grown as f64 / MIB as f64);
-    // Those still waiting for room are refused within the 2 s wait.
+    // Those still waiting for room are refused within the 2 s wait (a refusal frees
+    // room that another may take and wait on again, hence the longer deadline).
     let mut refused = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     for (stream, answer) in &mut streams {
         if answer.is_empty() {
             let mut buf = vec![0u8; 512];
@@ -106,9 +107,10 @@ async fn stalled_unsigned_bodies_stay_within_the_budget() {
         grown / MIB,
         BUDGET / MIB
     );
-    // The budget fits 4 bodies at most: the rest were refused, not queued forever.
+    // The budget fits 4 whole bodies, and a fifth can hold what is left of it:
+    // the rest were refused, not queued forever.
     assert!(
-        refused >= CONNECTIONS - BUDGET / BODY,
+        refused >= CONNECTIONS - BUDGET / BODY - 1,
         "{refused} of {CONNECTIONS} refused"
     );
     drop(streams);
