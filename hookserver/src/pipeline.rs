@@ -111,27 +111,18 @@ where
     let reason = response.extensions_mut().remove::<Reason>().map(|r| r.0);
     let reason = reason.as_deref();
     span.in_scope(|| {
+        // `None` fields are left out of the line, like `action` for push.
         macro_rules! answered {
             ($level:ident) => {
-                match reason {
-                    Some(reason) => tracing::$level!(
-                        event,
-                        action,
-                        guid,
-                        status,
-                        elapsed_us,
-                        reason,
-                        "delivery answered"
-                    ),
-                    None => tracing::$level!(
-                        event,
-                        action,
-                        guid,
-                        status,
-                        elapsed_us,
-                        "delivery answered"
-                    ),
-                }
+                tracing::$level!(
+                    event,
+                    action,
+                    guid,
+                    status,
+                    elapsed_us,
+                    reason,
+                    "delivery answered"
+                )
             };
         }
         // One line per delivery, at the level its outcome deserves. A flood of bad

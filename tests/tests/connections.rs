@@ -85,6 +85,17 @@ async fn connect(s: &TestServer) -> (TcpStream, Instant) {
     (stream, Instant::now())
 }
 
+/// The HTTP/2 preface, SETTINGS, and a GET of `path` on stream 1.
+async fn http2_get(stream: &mut TcpStream, path: &str) {
+    stream.write_all(PREFACE).await.expect("preface");
+    stream
+        .write_all(&frames::settings())
+        .await
+        .expect("settings");
+    let headers = frames::headers(1, END_HEADERS | END_STREAM, &frames::get(path));
+    stream.write_all(&headers).await.expect("headers");
+}
+
 async fn assert_still_serving(s: &TestServer) {
     assert_eq!(
         send(delivery(&client(), &s.url(), "ping", "{}")).await,
@@ -151,16 +162,7 @@ async fn an_http2_header_block_never_finished_is_closed_at_the_header_timeout() 
 async fn an_idle_http2_connection_is_closed_at_the_header_timeout_after_its_answer() {
     let s = short_timeouts().await;
     let (mut stream, _) = connect(&s).await;
-    stream.write_all(PREFACE).await.unwrap();
-    stream.write_all(&frames::settings()).await.unwrap();
-    stream
-        .write_all(&frames::headers(
-            1,
-            END_HEADERS | END_STREAM,
-            &frames::get("/hooks"),
-        ))
-        .await
-        .unwrap();
+    http2_get(&mut stream, "/hooks").await;
     // Wait for the end of the answer (405: /hooks takes POST only).
     loop {
         let frame = read_frame(&mut stream).await.expect("the answer");
@@ -233,16 +235,7 @@ async fn an_http2_client_that_never_reopens_its_window_is_closed_at_the_write_ti
         .write_timeout(WRITE_TIMEOUT);
     let s = TestServer::start_with(server, app()).await;
     let (mut stream, _) = connect(&s).await;
-    stream.write_all(PREFACE).await.unwrap();
-    stream.write_all(&frames::settings()).await.unwrap();
-    stream
-        .write_all(&frames::headers(
-            1,
-            END_HEADERS | END_STREAM,
-            &frames::get("/stream"),
-        ))
-        .await
-        .unwrap();
+    http2_get(&mut stream, "/stream").await;
     let asked = Instant::now();
     // Read all the server sends, so its socket never blocks, and never send a
     // WINDOW_UPDATE: the streamed answer stops at the initial 64 KiB window. (An
