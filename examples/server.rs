@@ -12,7 +12,9 @@
 //!
 //! Serves `POST /hooks` on `HOOKSERVER_ADDR` (default `127.0.0.1:8000`) and reads every
 //! other setting with `Config::from_env()` and `Server::from_env()` (see the README's
-//! configuration table).
+//! configuration table). Deliveries are journaled in `hookserver.db` in the working
+//! directory (`HOOKSERVER_JOURNAL=off` turns the journal off), answered `202 Queued`
+//! once durable, and processed right after.
 //! `ping` answers `pong`; `push` answers with the delivery's GUID, its ref and commit
 //! count; `pull_request.opened` answers with the pull request's number; every other
 //! event gets `Hook not used`. Logs one line per delivery (`RUST_LOG` tunes it).
@@ -73,6 +75,9 @@ async fn pull_request_opened(Payload(event): Payload<PullRequestEvent>) -> Strin
     )
 }
 
+/// Where the example keeps its journal when `HOOKSERVER_JOURNAL` is unset.
+const DEFAULT_JOURNAL: &str = "sqlite:hookserver.db";
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // One log line per delivery, written by a background thread that batches the
@@ -106,7 +111,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    // The journal is on unless HOOKSERVER_JOURNAL says otherwise (`off` disables it):
+    // every delivery is durable before it is acknowledged, and retried on failure.
+    if std::env::var_os("HOOKSERVER_JOURNAL").is_none() {
+        config = config.journal(DEFAULT_JOURNAL);
+    }
     let server = hookserver::Server::from_env().map_err(|e| e.to_string())?;
     let addr: SocketAddr = match std::env::var("HOOKSERVER_ADDR") {
         Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
@@ -114,7 +124,8 @@ async fn run() -> Result<(), String> {
         })?,
         _ => SocketAddr::from(([127, 0, 0, 1], 8000)),
     };
-    let hooks = Hooks::new(config)
+    let hooks = Hooks::try_new(config)
+        .map_err(|e| e.to_string())?
         .hook(ping)
         .hook(push)
         .hook(pull_request_opened);

@@ -8,6 +8,7 @@
 
 use crate::{
     body::{self, BodySettings},
+    journal::{self, Ack, JournalSettings},
     meta::{self, MetaSettings},
     signature::{self, SignatureSettings},
     source::{self, SourceSettings},
@@ -53,6 +54,13 @@ const SETTINGS: &[Setting] = &[
     body::BODY_TIMEOUT,
     body::MAX_BUFFERED,
     HANDLER_TIMEOUT,
+    journal::JOURNAL,
+    journal::ACK,
+    journal::WORKERS,
+    journal::RETRY_ATTEMPTS,
+    journal::RETRY_BACKOFF,
+    journal::RETENTION_DAYS,
+    journal::MAX_PENDING,
 ];
 
 /// Every setting of a [`Hooks`](crate::Hooks) registry.
@@ -77,6 +85,7 @@ pub struct Config {
     pub(crate) meta: MetaSettings,
     pub(crate) body: BodySettings,
     pub(crate) handler_timeout: Duration,
+    pub(crate) journal: JournalSettings,
 }
 
 impl Default for Config {
@@ -93,6 +102,7 @@ impl fmt::Debug for Config {
             .field("meta", &self.meta)
             .field("body", &self.body)
             .field("handler_timeout", &self.handler_timeout)
+            .field("journal", &self.journal)
             .finish()
     }
 }
@@ -114,6 +124,23 @@ impl Config {
     /// How long a handler may run before the delivery is answered `503`: 8 s, below
     /// GitHub's 10 s delivery timeout so GitHub records our answer, not its timeout.
     pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(8);
+
+    /// Handlers running at once from the journal: 16.
+    pub const DEFAULT_WORKERS: usize = JournalSettings::DEFAULT_WORKERS;
+
+    /// Attempts before a journaled delivery is `dead`: 8.
+    pub const DEFAULT_RETRY_ATTEMPTS: u32 = JournalSettings::DEFAULT_RETRY_ATTEMPTS;
+
+    /// The first retry's delay: 5 s, doubled each attempt (±20% jitter, at most
+    /// 1 h), so 8 attempts span about 10 minutes.
+    pub const DEFAULT_RETRY_BACKOFF: Duration = JournalSettings::DEFAULT_RETRY_BACKOFF;
+
+    /// How long finished deliveries stay in the journal: 7 days, beyond GitHub's 3
+    /// days of delivery history.
+    pub const DEFAULT_JOURNAL_RETENTION: Duration = JournalSettings::DEFAULT_RETENTION;
+
+    /// Unfinished deliveries the journal holds before it answers `503`: 100,000.
+    pub const DEFAULT_JOURNAL_MAX_PENDING: u64 = JournalSettings::DEFAULT_MAX_PENDING;
 
     /// GitHub's REST API on github.com.
     pub const DEFAULT_GITHUB_API_URL: &str = MetaSettings::DEFAULT_API_URL;
@@ -150,6 +177,7 @@ impl Config {
                 max_buffered: Self::DEFAULT_MAX_BUFFERED_BYTES,
             },
             handler_timeout: Self::DEFAULT_HANDLER_TIMEOUT,
+            journal: JournalSettings::new(),
         }
     }
 
@@ -271,6 +299,58 @@ impl Config {
         self
     }
 
+    /// Journals every verified delivery at `url` before acknowledging it, and
+    /// processes it with retries: `sqlite:PATH` (the file is created if missing).
+    /// `off` or an empty string is no journal (the default). See the README's
+    /// "Durable deliveries".
+    pub fn journal(mut self, url: impl AsRef<str>) -> Self {
+        self.journal.set_url(url.as_ref());
+        self
+    }
+
+    /// When a journaled delivery is acknowledged (default [`Ack::Journal`]:
+    /// `202 Queued` once it is durable).
+    pub fn ack(mut self, ack: Ack) -> Self {
+        self.journal.ack = ack;
+        self
+    }
+
+    /// How many journaled deliveries' handlers run at once (default
+    /// [`DEFAULT_WORKERS`](Self::DEFAULT_WORKERS)).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.journal.workers = workers;
+        self
+    }
+
+    /// Attempts before a journaled delivery is `dead` (default
+    /// [`DEFAULT_RETRY_ATTEMPTS`](Self::DEFAULT_RETRY_ATTEMPTS)).
+    pub fn retry_attempts(mut self, attempts: u32) -> Self {
+        self.journal.retry_attempts = attempts;
+        self
+    }
+
+    /// The delay before the first retry, doubled for each one after (default
+    /// [`DEFAULT_RETRY_BACKOFF`](Self::DEFAULT_RETRY_BACKOFF)).
+    pub fn retry_backoff(mut self, first_delay: Duration) -> Self {
+        self.journal.retry_backoff = first_delay;
+        self
+    }
+
+    /// How long finished deliveries are kept (default
+    /// [`DEFAULT_JOURNAL_RETENTION`](Self::DEFAULT_JOURNAL_RETENTION)).
+    pub fn journal_retention(mut self, retention: Duration) -> Self {
+        self.journal.retention = retention;
+        self
+    }
+
+    /// How many unfinished deliveries the journal may hold before new ones are
+    /// answered `503 Too many pending deliveries` (default
+    /// [`DEFAULT_JOURNAL_MAX_PENDING`](Self::DEFAULT_JOURNAL_MAX_PENDING)).
+    pub fn journal_max_pending(mut self, max: u64) -> Self {
+        self.journal.max_pending = max;
+        self
+    }
+
     /// Reads the configuration from the environment, starting from
     /// [`Config::new`]'s defaults.
     ///
@@ -293,6 +373,13 @@ impl Config {
     /// | `HOOKSERVER_META_WARM` | fetch `/meta` at start-up, default `false` |
     /// | `HOOKSERVER_BODY_TIMEOUT_SECS` | default 10 |
     /// | `HOOKSERVER_HANDLER_TIMEOUT_SECS` | default 8 |
+    /// | `HOOKSERVER_JOURNAL` | `sqlite:PATH`, or `off` (the default) |
+    /// | `HOOKSERVER_ACK` | `journal` (default) or `handler` |
+    /// | `HOOKSERVER_WORKERS` | default 16 |
+    /// | `HOOKSERVER_RETRY_ATTEMPTS` | default 8 |
+    /// | `HOOKSERVER_RETRY_BACKOFF_SECS` | default 5 |
+    /// | `HOOKSERVER_JOURNAL_RETENTION_DAYS` | default 7 |
+    /// | `HOOKSERVER_JOURNAL_MAX_PENDING` | default 100000 |
     ///
     /// An empty variable counts as unset. A value that does not parse, or signature
     /// checking with no secret, is an error that names the variable.
@@ -347,6 +434,24 @@ impl Config {
         vars.read(body::MAX_BUFFERED, &mut body.max_buffered, parse_size)?;
         vars.read(body::BODY_TIMEOUT, &mut body.timeout, parse_secs)?;
         vars.read(HANDLER_TIMEOUT, &mut config.handler_timeout, parse_secs)?;
+        let journal = &mut config.journal;
+        if let Some(url) = vars.get(journal::JOURNAL) {
+            journal.set_url(&url);
+        }
+        vars.read(journal::ACK, &mut journal.ack, Ack::parse)?;
+        vars.read(journal::WORKERS, &mut journal.workers, parse_count)?;
+        vars.read(journal::RETRY_ATTEMPTS, &mut journal.retry_attempts, |v| {
+            parse_count(v).and_then(|n| u32::try_from(n).map_err(|_| Expected("at most 4294967295")))
+        })?;
+        vars.read(journal::RETRY_BACKOFF, &mut journal.retry_backoff, parse_secs)?;
+        vars.read(
+            journal::RETENTION_DAYS,
+            &mut journal.retention,
+            journal::parse_days,
+        )?;
+        vars.read(journal::MAX_PENDING, &mut journal.max_pending, |v| {
+            parse_count(v).map(|n| n as u64)
+        })?;
         config.check()?;
         Ok(config)
     }
@@ -368,7 +473,7 @@ impl Config {
                 "at least 1 second",
             ));
         }
-        Ok(())
+        self.journal.check()
     }
 }
 

@@ -24,17 +24,21 @@ use std::{future::Future, sync::Arc};
 )]
 pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
     /// Extracts the arguments and returns the handler's future, not yet polled, so
-    /// the caller can still refuse the delivery before any of the handler's code
-    /// runs. An extraction failure is answered with its rejection and the function
-    /// is not called.
-    fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response>;
+    /// the caller can still refuse the delivery (or journal it) before any of the
+    /// handler's code runs. An extraction failure is `Err` with its rejection's
+    /// answer, and the function is not called.
+    // The `Err` is the rare path and an answer ready to send, as axum's own are.
+    #[allow(clippy::result_large_err)]
+    fn call(&self, delivery: &Delivery, state: &S) -> Result<BoxFuture<'static, Response>, Response>;
 }
 
 /// A handler with its argument types erased, as the registry stores it.
 pub(crate) type BoxedHandler<S> = Arc<dyn ErasedHandler<S>>;
 
 pub(crate) trait ErasedHandler<S>: Send + Sync {
-    fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response>;
+    #[allow(clippy::result_large_err)]
+    fn call(&self, delivery: &Delivery, state: &S)
+    -> Result<BoxFuture<'static, Response>, Response>;
 }
 
 struct Erased<H, T> {
@@ -46,7 +50,11 @@ impl<H, T, S> ErasedHandler<S> for Erased<H, T>
 where
     H: Handler<T, S>,
 {
-    fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response> {
+    fn call(
+        &self,
+        delivery: &Delivery,
+        state: &S,
+    ) -> Result<BoxFuture<'static, Response>, Response> {
         self.handler.call(delivery, state)
     }
 }
@@ -73,18 +81,17 @@ macro_rules! impl_handler {
             $($arg: FromDelivery<S>,)*
         {
             #[allow(non_snake_case, unused_variables)]
-            fn call(&self, delivery: &Delivery, state: &S) -> BoxFuture<'static, Response> {
+            fn call(
+                &self,
+                delivery: &Delivery,
+                state: &S,
+            ) -> Result<BoxFuture<'static, Response>, Response> {
                 $(
-                    let $arg = match $arg::from_delivery(delivery, state) {
-                        Ok(value) => value,
-                        Err(rejection) => {
-                            let response = rejection.into_response();
-                            return Box::pin(std::future::ready(response));
-                        }
-                    };
+                    let $arg = $arg::from_delivery(delivery, state)
+                        .map_err(IntoResponse::into_response)?;
                 )*
                 let future = (self)($($arg),*);
-                Box::pin(async move { future.await.into_response() })
+                Ok(Box::pin(async move { future.await.into_response() }))
             }
         }
     };

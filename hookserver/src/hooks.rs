@@ -4,10 +4,11 @@ use crate::{
     config::{Config, ConfigError},
     event_key::{self, Key},
     handler::{Handler, erase},
+    journal::Journal,
     pipeline::{self, Parts, Pipeline},
     routes::Routes,
 };
-use std::{fmt, panic::Location, sync::Arc};
+use std::{fmt, panic::Location};
 
 /// What `#[hook("...")]` implements on the unit struct it makes of a function, for
 /// [`Hooks::hook`]. Plumbing between the macro and the registry: reached through
@@ -177,17 +178,27 @@ where
         self
     }
 
+    /// The journal this registry writes to, when the configuration has one
+    /// ([`Config::journal`]): list, show and replay its deliveries from your code.
+    pub fn journal(&self) -> Option<Journal> {
+        self.parts.journal().cloned()
+    }
+
     /// An axum router serving `POST path` (other methods: `405` with `Allow: POST`).
     /// Merge or nest it in your app; wrap it in tower layers as you like.
+    ///
+    /// With a journal, this starts its workers on the current tokio runtime (so call
+    /// it inside one), and they stop when [`serve`](crate::serve) shuts down; with
+    /// another server, call [`Journal::shutdown`] after it.
     ///
     /// Source-IP checking needs the peer address: serve the app with
     /// [`serve`](crate::serve), or with axum's
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(self, path: &str) -> axum::Router {
-        let pipeline = Pipeline::new(self.parts, self.state, self.routes);
+        let pipeline = Pipeline::start(self.parts, self.state, self.routes);
         axum::Router::new()
             .route(path, axum::routing::any(pipeline::deliver::<S>))
-            .with_state(Arc::new(pipeline))
+            .with_state(pipeline)
     }
 }
 

@@ -71,6 +71,7 @@ mod extract;
 mod github_events;
 mod handler;
 mod hooks;
+mod journal;
 mod log_limit;
 mod meta;
 mod pipeline;
@@ -89,6 +90,10 @@ pub use delivery::Delivery;
 pub use extract::{FromDelivery, Payload};
 pub use handler::Handler;
 pub use hooks::Hooks;
+pub use journal::{
+    Ack, DeliveryState, Journal, JournalEntry, JournalError, JournalStats, ListFilter,
+    ReplayOutcome, StoredDelivery,
+};
 pub use rejection::{InvalidJson, PayloadMismatch, PayloadRejection};
 pub use serve::{Server, serve, serve_with_shutdown, shutdown_signal};
 

@@ -7,6 +7,12 @@ use crate::{
     body::BodyReader,
     config::{Config, ConfigError},
     delivery::Delivery,
+    journal::{
+        Ack, Journal,
+        store::{AttemptRecord, Claimed, EntryId, Finish, Inserted, NewEntry},
+        stored, time,
+        workers::{self, ClaimedRow, Control},
+    },
     rejection::{Reason, Rejection},
     routes::Routes,
     signature::{SignatureError, Signatures, Verifier},
@@ -16,7 +22,7 @@ use axum::{
     extract::{ConnectInfo, Request, State},
     response::{IntoResponse, Response},
 };
-use futures_util::FutureExt;
+use futures_util::{FutureExt, future::BoxFuture};
 use http::StatusCode;
 use std::{
     net::SocketAddr,
@@ -24,6 +30,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 /// Everything a delivery needs, built once per registry.
@@ -33,6 +40,9 @@ pub(crate) struct Pipeline<S> {
     /// `None` when signature checking is off.
     verifier: Option<Verifier>,
     handler_timeout: Duration,
+    /// `None` without a journal.
+    journal: Option<Arc<Control>>,
+    workers_started: std::sync::Once,
     routes: Routes<S>,
     state: S,
 }
@@ -44,30 +54,83 @@ pub(crate) struct Parts {
     body: BodyReader,
     verifier: Option<Verifier>,
     handler_timeout: Duration,
+    journal: Option<Journal>,
+    journal_control: Option<Arc<Control>>,
 }
 
 impl Parts {
     pub(crate) fn new(config: &Config) -> Result<Self, ConfigError> {
         config.check()?;
+        let (journal, journal_control) = match config.journal.engine()? {
+            None => (None, None),
+            Some(engine) => {
+                // Opening the journal (creating or migrating it) is the one blocking
+                // step, and it happens here, once, at start-up.
+                let store = engine.open().map_err(|e| ConfigError::Startup {
+                    what: "the journal",
+                    why: e.to_string(),
+                })?;
+                let control = Arc::new(Control::new(
+                    Arc::clone(&store),
+                    config.journal.clone(),
+                    config.handler_timeout,
+                ));
+                let url = config.journal.url.as_deref().unwrap_or_default();
+                let journal = Journal::with_control(store, Arc::clone(&control), url);
+                (Some(journal), Some(control))
+            }
+        };
         Ok(Self {
             source: SourceCheck::new(&config.source, &config.meta)?,
             body: BodyReader::new(&config.body),
             verifier: config.signature.verifier(),
             handler_timeout: config.handler_timeout,
+            journal,
+            journal_control,
         })
+    }
+
+    /// The journal this registry writes, when it has one.
+    pub(crate) fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
     }
 }
 
-impl<S> Pipeline<S> {
-    pub(crate) fn new(parts: Parts, state: S, routes: Routes<S>) -> Self {
-        Self {
+impl<S> Pipeline<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    /// The pipeline, with the journal's workers started on the current runtime (or,
+    /// when built outside one, on the runtime of the first delivery).
+    pub(crate) fn start(parts: Parts, state: S, routes: Routes<S>) -> Arc<Self> {
+        let pipeline = Arc::new(Self {
             source: parts.source,
             body: parts.body,
             verifier: parts.verifier,
             handler_timeout: parts.handler_timeout,
+            journal: parts.journal_control,
+            workers_started: std::sync::Once::new(),
             routes,
             state,
+        });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            pipeline.start_workers();
         }
+        pipeline
+    }
+
+    /// Starts the journal's workers once, on the current runtime.
+    fn start_workers(self: &Arc<Self>) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        self.workers_started.call_once(|| {
+            let for_workers = Arc::clone(self);
+            let control = Arc::clone(journal);
+            workers::start(Arc::clone(journal), move |claimed, permit| {
+                Arc::clone(&for_workers).run_claimed(Arc::clone(&control), claimed, permit)
+            });
+        });
     }
 }
 
@@ -84,6 +147,9 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let started = Instant::now();
+    if pipeline.journal.is_some() {
+        pipeline.start_workers();
+    }
     // The event and GUID as claimed by the headers, so that even a rejected delivery
     // can be found in the log (tracing escapes the values). Cloning a header value
     // is a reference count.
@@ -179,41 +245,324 @@ where
     }
 
     async fn dispatch(&self, delivery: &Delivery) -> Response {
+        let prepared = self.prepare(delivery);
+        if let Some(journal) = &self.journal {
+            return self.journal(journal, delivery, prepared).await;
+        }
+        match prepared {
+            Prepared::Unhandled => hook_not_used(),
+            Prepared::Refused(response) => response,
+            Prepared::Ready(future) => self.run_handler(future).await,
+        }
+    }
+
+    /// Finds the handler and runs its extractors: everything up to the handler's own
+    /// code, which is what a delivery must pass before it is journaled.
+    fn prepare(&self, delivery: &Delivery) -> Prepared {
         let handler = self.routes.find(delivery.event(), || delivery.action());
         let Some(handler) = handler else {
             // Broken JSON is a 400 whatever the handler takes, even none.
             if let Err(invalid) = delivery.check_payload() {
-                return invalid.into_response();
+                return Prepared::Refused(invalid.into_response());
             }
             record_action(delivery);
-            return (StatusCode::OK, "Hook not used").into_response();
+            return Prepared::Unhandled;
         };
         // A panic in the handler (while extracting or while running) is the handler's
         // bug: answer 500 and keep the connection and the server alive.
+        #[allow(clippy::result_large_err)]
         let call =
             std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(delivery, &self.state)));
         // The extractors have run and the handler's own code has not: refuse a
         // payload that is not valid JSON now. When an extractor parsed it, this
         // costs nothing; otherwise it is one scan that builds nothing.
         if let Err(invalid) = delivery.check_payload() {
-            return invalid.into_response();
+            return Prepared::Refused(invalid.into_response());
         }
         record_action(delivery);
-        let future = match call {
-            Ok(future) => future,
-            Err(panic) => {
-                return Rejection::HandlerPanicked(panic_message(&*panic)).into_response();
+        match call {
+            Ok(Ok(future)) => Prepared::Ready(future),
+            Ok(Err(rejection)) => Prepared::Refused(rejection),
+            Err(panic) => Prepared::Refused(
+                Rejection::HandlerPanicked(panic_message(&*panic)).into_response(),
+            ),
+        }
+    }
+
+    /// The handler's answer, a panic's `500` or the timeout's `503`.
+    async fn run_handler(&self, future: BoxFuture<'static, Response>) -> Response {
+        run_guarded(future, self.handler_timeout).await
+    }
+
+    /// With a journal: record the delivery durably, then answer as the ACK mode says.
+    async fn journal(
+        &self,
+        journal: &Arc<Control>,
+        delivery: &Delivery,
+        prepared: Prepared,
+    ) -> Response {
+        let future = match prepared {
+            Prepared::Refused(response) => return response,
+            Prepared::Unhandled => None,
+            Prepared::Ready(future) => Some(future),
+        };
+        let ack = journal.settings.ack;
+        // In `journal` mode the first attempt runs here, with the future already
+        // extracted (the payload parsed once), when a worker slot is free; otherwise
+        // the workers pick the row up. In `handler` mode it runs in the request.
+        let permit = match (&future, ack) {
+            (Some(_), Ack::Journal) => journal.try_permit(),
+            _ => None,
+        };
+        let claim = future.is_some() && (permit.is_some() || ack == Ack::Handler);
+        let entry = new_entry(delivery, journal, future.is_some(), claim);
+        let inserted = match tokio::time::timeout(JOURNAL_WRITE_TIMEOUT, journal.store.insert(entry))
+            .await
+        {
+            Ok(Ok(inserted)) => inserted,
+            Ok(Err(e)) => return Rejection::JournalUnavailable(e.to_string()).into_response(),
+            Err(_) => {
+                return Rejection::JournalUnavailable(format!(
+                    "no answer from the journal within {} s",
+                    JOURNAL_WRITE_TIMEOUT.as_secs()
+                ))
+                .into_response();
             }
         };
-        let guarded = AssertUnwindSafe(future).catch_unwind();
-        match tokio::time::timeout(self.handler_timeout, guarded).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(panic)) => Rejection::HandlerPanicked(panic_message(&*panic)).into_response(),
-            Err(_) => Rejection::HandlerTimedOut {
-                after_ms: self.handler_timeout.as_millis() as u64,
+        let (id, again) = match inserted {
+            Inserted::Unhandled => return hook_not_used(),
+            Inserted::Duplicate => return receipt(StatusCode::OK, "Duplicate delivery"),
+            Inserted::AlreadyQueued => return receipt(StatusCode::ACCEPTED, "Already queued"),
+            Inserted::TooManyPending => {
+                return Rejection::TooManyPending {
+                    max: journal.settings.max_pending,
+                }
+                .into_response();
             }
-            .into_response(),
+            Inserted::New { id, claimed } | Inserted::QueuedAgain { id, claimed } => {
+                if !claimed {
+                    journal.wake();
+                }
+                (claimed.then_some(id), matches!(inserted, Inserted::QueuedAgain { .. }))
+            }
+        };
+        let queued = || {
+            receipt(
+                StatusCode::ACCEPTED,
+                if again { "Queued again" } else { "Queued" },
+            )
+        };
+        let (Some(id), Some(future)) = (id, future) else {
+            return queued();
+        };
+        journal.started(id);
+        let row = OwnedRow {
+            id,
+            guid: delivery.guid().to_owned(),
+            event: delivery.event().to_owned(),
+            attempts: 1,
+        };
+        match ack {
+            Ack::Handler => {
+                let started = Instant::now();
+                let response = self.run_handler(future).await;
+                let record = attempt_record(&response, None, started);
+                let finish = journal.decide(response.status().as_u16(), 1, time::now());
+                journal.finish(&row.borrow(), finish, record).await;
+                response
+            }
+            Ack::Journal => {
+                let journal = Arc::clone(journal);
+                let timeout = self.handler_timeout;
+                let span = tracing::Span::current();
+                tokio::spawn(
+                    async move {
+                        let _permit = permit;
+                        let started = Instant::now();
+                        let response = run_guarded(future, timeout).await;
+                        let status = response.status().as_u16();
+                        let record = attempt_record_read(response, started).await;
+                        let finish = journal.decide(status, 1, time::now());
+                        journal.finish(&row.borrow(), finish, record).await;
+                    }
+                    .instrument(span),
+                );
+                queued()
+            }
         }
+    }
+
+    /// One attempt of a row a worker claimed: the same extractors and handler as a
+    /// request, from the stored headers and body.
+    pub(crate) async fn run_claimed(
+        self: Arc<Self>,
+        journal: Arc<Control>,
+        claimed: Claimed,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let _permit = permit;
+        let started = Instant::now();
+        let delivery = stored::decode_headers(&claimed.headers).and_then(|headers| {
+            let ip = claimed.client_ip.as_deref().and_then(|ip| ip.parse().ok());
+            Delivery::parse(headers, claimed.body.clone(), ip).map_err(|r| r.to_string())
+        });
+        let mut row = OwnedRow {
+            id: claimed.id,
+            guid: claimed.guid.clone(),
+            event: String::new(),
+            attempts: claimed.attempts,
+        };
+        let delivery = match delivery {
+            Ok(delivery) => delivery,
+            Err(why) => {
+                let record = AttemptRecord {
+                    status: None,
+                    error: Some(format!("stored delivery unreadable: {why}")),
+                    duration_ms: 0,
+                };
+                journal.finish(&row.borrow(), Finish::Dead, record).await;
+                return;
+            }
+        };
+        row.event = delivery.event().to_owned();
+        let span = tracing::debug_span!(
+            "delivery",
+            event = delivery.event(),
+            action = tracing::field::Empty,
+            guid = delivery.guid(),
+            attempt = claimed.attempts,
+        );
+        let response = match span.in_scope(|| self.prepare(&delivery)) {
+            Prepared::Unhandled => {
+                let record = AttemptRecord {
+                    status: None,
+                    error: None,
+                    duration_ms: 0,
+                };
+                journal.finish(&row.borrow(), Finish::Unhandled, record).await;
+                return;
+            }
+            Prepared::Refused(response) => response,
+            Prepared::Ready(future) => self.run_handler(future).instrument(span.clone()).await,
+        };
+        let status = response.status().as_u16();
+        let record = attempt_record_read(response, started).await;
+        let finish = journal.decide(status, claimed.attempts, time::now());
+        journal
+            .finish(&row.borrow(), finish, record)
+            .instrument(span)
+            .await;
+    }
+}
+
+/// A delivery after routing and extraction.
+enum Prepared {
+    /// No handler answers it.
+    Unhandled,
+    /// Refused before the handler's code: broken JSON, an extractor's rejection.
+    Refused(Response),
+    /// The handler's future, not yet polled.
+    Ready(BoxFuture<'static, Response>),
+}
+
+/// How long the pipeline waits for the journal to record a delivery before it
+/// answers `503`: half of GitHub's 10 s delivery timeout.
+const JOURNAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest error text kept from a failed attempt's body.
+const ERROR_TEXT_LIMIT: usize = 1024;
+
+fn hook_not_used() -> Response {
+    (StatusCode::OK, "Hook not used").into_response()
+}
+
+fn receipt(status: StatusCode, text: &'static str) -> Response {
+    (status, text).into_response()
+}
+
+fn new_entry(delivery: &Delivery, journal: &Control, handled: bool, claim: bool) -> NewEntry {
+    let now = time::now();
+    NewEntry {
+        hook_id: delivery.hook_id().map(|id| id.to_string()).unwrap_or_default(),
+        guid: delivery.guid().to_owned(),
+        event: delivery.event().to_owned(),
+        action: delivery.known_action().map(str::to_owned),
+        received_at: now,
+        client_ip: delivery.client_ip().map(|ip| ip.to_string()),
+        headers: stored::encode_headers(delivery.headers()),
+        body: delivery.body().clone(),
+        handled,
+        claim_until: claim.then(|| time::after(now, journal.lease)),
+        max_pending: journal.settings.max_pending,
+    }
+}
+
+/// The row of an attempt, owned so that it can move into a task.
+struct OwnedRow {
+    id: EntryId,
+    guid: String,
+    event: String,
+    attempts: u32,
+}
+
+impl OwnedRow {
+    fn borrow(&self) -> ClaimedRow<'_> {
+        ClaimedRow {
+            id: self.id,
+            guid: &self.guid,
+            event: &self.event,
+            attempts: self.attempts,
+        }
+    }
+}
+
+async fn run_guarded(future: BoxFuture<'static, Response>, timeout: Duration) -> Response {
+    let guarded = AssertUnwindSafe(future).catch_unwind();
+    match tokio::time::timeout(timeout, guarded).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(panic)) => Rejection::HandlerPanicked(panic_message(&*panic)).into_response(),
+        Err(_) => Rejection::HandlerTimedOut {
+            after_ms: timeout.as_millis() as u64,
+        }
+        .into_response(),
+    }
+}
+
+/// What the journal records of an answer that is going back to GitHub: its status
+/// and hookserver's reason, when it has one (the body is GitHub's).
+fn attempt_record(response: &Response, error: Option<String>, started: Instant) -> AttemptRecord {
+    let status = response.status().as_u16();
+    let error = error.or_else(|| {
+        response
+            .extensions()
+            .get::<Reason>()
+            .filter(|_| status >= 400)
+            .map(|r| r.0.clone().into_owned())
+    });
+    AttemptRecord {
+        status: Some(status),
+        error,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// What the journal records of an answer nobody else reads: for a failure, the
+/// reason, or the start of the body the handler wrote.
+async fn attempt_record_read(response: Response, started: Instant) -> AttemptRecord {
+    let status = response.status().as_u16();
+    if status < 400 || response.extensions().get::<Reason>().is_some() {
+        return attempt_record(&response, None, started);
+    }
+    let body = axum::body::to_bytes(response.into_body(), ERROR_TEXT_LIMIT).await;
+    let error = match body {
+        Ok(bytes) if bytes.is_empty() => None,
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(_) => Some(format!("(answer longer than {ERROR_TEXT_LIMIT} bytes)")),
+    };
+    AttemptRecord {
+        status: Some(status),
+        error,
+        duration_ms: started.elapsed().as_millis() as u64,
     }
 }
 

@@ -12,6 +12,11 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use std::{borrow::Cow, fmt};
 
+/// `Retry-After` on the journal's `503`s: a minute lets a full queue drain or a
+/// database come back. (GitHub itself does not retry; a sender that does, should
+/// wait.)
+const JOURNAL_RETRY_AFTER_SECS: u64 = 60;
+
 /// The reason behind an answer, put in the response's extensions so that the
 /// delivery's log line can say why without parsing the body.
 #[derive(Clone, Debug)]
@@ -259,6 +264,10 @@ pub(crate) enum Rejection {
     HandlerPanicked(String),
     /// 503: the handler ran past the handler timeout and was stopped.
     HandlerTimedOut { after_ms: u64 },
+    /// 503: the journal could not record the delivery in time (nothing acknowledged).
+    JournalUnavailable(String),
+    /// 503: the journal holds as many unfinished deliveries as it may.
+    TooManyPending { max: u64 },
 }
 
 impl Rejection {
@@ -271,7 +280,9 @@ impl Rejection {
             Self::GithubUnreachable
             | Self::GithubRateLimited { .. }
             | Self::BodyBudgetExhausted { .. }
-            | Self::HandlerTimedOut { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::HandlerTimedOut { .. }
+            | Self::JournalUnavailable(_)
+            | Self::TooManyPending { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NoPeerAddress | Self::HandlerPanicked(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -320,6 +331,8 @@ impl Rejection {
             Self::InvalidJson(e) => e.body_text().into(),
             Self::HandlerPanicked(_) => "Internal server error".into(),
             Self::HandlerTimedOut { .. } => "Hook handler timed out".into(),
+            Self::JournalUnavailable(_) => "Journal unavailable".into(),
+            Self::TooManyPending { .. } => "Too many pending deliveries".into(),
         }
     }
 
@@ -340,6 +353,12 @@ impl Rejection {
             Self::HandlerTimedOut { after_ms } => format!(
                 "hook handler timed out after {after_ms} ms and was stopped; \
                  spawn long work and answer at once"
+            )
+            .into(),
+            Self::JournalUnavailable(why) => format!("Journal unavailable: {why}").into(),
+            Self::TooManyPending { max } => format!(
+                "Too many pending deliveries: {max} are queued or running \
+                 (HOOKSERVER_JOURNAL_MAX_PENDING)"
             )
             .into(),
             other => other.message(),
@@ -367,6 +386,12 @@ impl IntoResponse for Rejection {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            Self::JournalUnavailable(_) | Self::TooManyPending { .. } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(JOURNAL_RETRY_AFTER_SECS),
+                );
             }
             Self::MethodNotAllowed => {
                 response

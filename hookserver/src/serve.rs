@@ -40,7 +40,9 @@ const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 const WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` with [`Server`]'s defaults until ctrl-c or SIGTERM,
-/// then stops accepting and lets deliveries in flight finish (for up to 30 s).
+/// then stops accepting and lets deliveries in flight finish (for up to 30 s). The
+/// journal's workers on this runtime stop too: no new attempt starts, running
+/// handlers get the same 30 s, and the rest waits in the journal for the next start.
 ///
 /// ```no_run
 /// # #![allow(dead_code)]
@@ -257,13 +259,21 @@ impl Server {
         }
         drop(listener);
         tracing::info!("no longer accepting; waiting for deliveries in flight");
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all deliveries answered; stopped"),
-            () = tokio::time::sleep(self.shutdown_grace) => tracing::warn!(
-                grace_secs = self.shutdown_grace.as_secs(),
-                "deliveries still running after the grace period were cut off"
-            ),
-        }
+        // The journal's workers stop claiming at once and get the same grace for
+        // the handlers they are running; what is left stays queued for the next start.
+        let connections = async {
+            tokio::select! {
+                () = graceful.shutdown() => tracing::info!("all deliveries answered; stopped"),
+                () = tokio::time::sleep(self.shutdown_grace) => tracing::warn!(
+                    grace_secs = self.shutdown_grace.as_secs(),
+                    "deliveries still running after the grace period were cut off"
+                ),
+            }
+        };
+        tokio::join!(
+            connections,
+            crate::journal::workers::shutdown_runtime(self.shutdown_grace)
+        );
         Ok(())
     }
 

@@ -1,0 +1,365 @@
+//! Processing the journal: a dispatcher claims due rows with a lease and runs each
+//! in a task holding one of `workers` permits; the retry policy decides what an
+//! attempt's answer makes of the row; a retention task deletes old finished rows;
+//! shutdown stops claiming and waits for the handlers running.
+
+use super::{
+    JournalError, JournalSettings,
+    store::{AttemptRecord, Claimed, EntryId, Finish, Store},
+    time,
+};
+use crate::log_limit::RateLimitedWarning;
+use std::{
+    collections::HashSet,
+    future::Future,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// A lease outlives the handler timeout by this much, so a slow commit of the
+/// `done` mark does not let a second worker start the same delivery.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// The longest a retry waits, whatever the attempt.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Idle workers look for due rows at least this often, for rows queued by another
+/// process (a replay from the command line) or a wake-up that was missed.
+const POLL: Duration = Duration::from_secs(2);
+/// Rows claimed at most per call.
+const CLAIM_BATCH: usize = 32;
+/// Rows deleted per retention transaction: small enough never to hold up inserts.
+const RETENTION_BATCH: usize = 500;
+/// After a failed claim, wait this long before the next.
+const CLAIM_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// What the pipeline and the workers share about one registry's journal.
+pub(crate) struct Control {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) settings: JournalSettings,
+    pub(crate) lease: Duration,
+    permits: Arc<Semaphore>,
+    wake: Notify,
+    stopping: AtomicBool,
+    /// Rows claimed by this process, so a shutdown can give back the unfinished.
+    running: Mutex<HashSet<EntryId>>,
+    pub(crate) warnings: RateLimitedWarning,
+}
+
+impl Control {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        settings: JournalSettings,
+        handler_timeout: Duration,
+    ) -> Self {
+        Self {
+            store,
+            permits: Arc::new(Semaphore::new(settings.workers)),
+            settings,
+            lease: handler_timeout + LEASE_MARGIN,
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+            running: Mutex::new(HashSet::new()),
+            warnings: RateLimitedWarning::new(Duration::from_secs(60)),
+        }
+    }
+
+    /// Tells an idle dispatcher that a row may be due.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// A worker slot, if one is free and the journal is not shutting down.
+    pub(crate) fn try_permit(&self) -> Option<OwnedSemaphorePermit> {
+        if self.is_stopping() {
+            return None;
+        }
+        Arc::clone(&self.permits).try_acquire_owned().ok()
+    }
+
+    /// Notes that this process runs `id` now.
+    pub(crate) fn started(&self, id: EntryId) {
+        self.running_set().insert(id);
+    }
+
+    fn running_set(&self) -> std::sync::MutexGuard<'_, HashSet<EntryId>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What an attempt's answer makes of the row: a `5xx` (a panic, a timeout, or
+    /// the handler's own) is retried after the backoff, until the attempts run out.
+    pub(crate) fn decide(&self, status: u16, attempts: u32, now: i64) -> Finish {
+        if status < 500 {
+            Finish::Done
+        } else if attempts >= self.settings.retry_attempts {
+            Finish::Dead
+        } else {
+            Finish::Retry {
+                at: time::after(now, backoff(self.settings.retry_backoff, attempts)),
+            }
+        }
+    }
+
+    /// Records an attempt's end, logging it. The row stays claimed by its lease if
+    /// the write fails: it is then tried again when the lease runs out.
+    pub(crate) async fn finish(
+        &self,
+        claimed: &ClaimedRow<'_>,
+        finish: Finish,
+        attempt: AttemptRecord,
+    ) {
+        let now = time::now();
+        log_attempt(claimed, &finish, &attempt, self.settings.retry_attempts);
+        let retry = matches!(finish, Finish::Retry { .. });
+        if let Err(e) = self.store.finish(claimed.id, finish, attempt, now).await {
+            self.warnings.warn("journal write failed", e);
+        }
+        self.running_set().remove(&claimed.id);
+        if retry {
+            // The dispatcher may be asleep until a later row falls due.
+            self.wake();
+        }
+    }
+
+    /// Stops claiming, waits up to `grace` for the handlers running, and gives the
+    /// rows of those still running back to the queue.
+    pub(crate) async fn shutdown(&self, grace: Duration) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.wake.notify_waiters();
+        self.wake();
+        let all = u32::try_from(self.settings.workers).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(grace, self.permits.acquire_many(all)).await;
+        if drained.is_ok() {
+            return;
+        }
+        let unfinished: Vec<EntryId> = self.running_set().drain().collect();
+        if unfinished.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            count = unfinished.len(),
+            "handlers still running after the shutdown grace period: their deliveries \
+             go back to the queue for the next start"
+        );
+        if let Err(e) = self.store.release(unfinished, time::now()).await {
+            tracing::warn!(error = %e, "could not give deliveries back to the queue; \
+                 they are claimed again when their lease runs out");
+        }
+    }
+}
+
+/// A row being attempted: what the log line and the finish need.
+pub(crate) struct ClaimedRow<'a> {
+    pub(crate) id: EntryId,
+    pub(crate) guid: &'a str,
+    pub(crate) event: &'a str,
+    pub(crate) attempts: u32,
+}
+
+fn log_attempt(row: &ClaimedRow<'_>, finish: &Finish, attempt: &AttemptRecord, max: u32) {
+    let (guid, event, attempt_no) = (row.guid, row.event, row.attempts);
+    let status = attempt.status;
+    let duration_ms = attempt.duration_ms;
+    let error = attempt.error.as_deref();
+    match finish {
+        Finish::Done => {
+            tracing::info!(event, guid, attempt = attempt_no, status, duration_ms, "delivery processed")
+        }
+        Finish::Unhandled => tracing::info!(
+            event,
+            guid,
+            attempt = attempt_no,
+            "delivery not processed: no handler answers its event any more"
+        ),
+        Finish::Retry { at } => tracing::warn!(
+            event,
+            guid,
+            attempt = attempt_no,
+            status,
+            duration_ms,
+            error,
+            retry_in_ms = at - time::now(),
+            "delivery failed; will retry"
+        ),
+        Finish::Dead => tracing::warn!(
+            event,
+            guid,
+            attempt = attempt_no,
+            status,
+            duration_ms,
+            error,
+            "delivery dead after {max} attempts: replay it once fixed"
+        ),
+    }
+}
+
+/// The delay before retry number `attempts`: the base doubled per attempt made,
+/// ±20% jitter (so deliveries failed together do not retry together), at most 1 h.
+pub(crate) fn backoff(base: Duration, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(31);
+    let delay = base.saturating_mul(1 << doublings).min(MAX_BACKOFF);
+    delay.mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+/// The processes' journals, by runtime, for [`shutdown_runtime`].
+static ACTIVE: Mutex<Vec<(tokio::runtime::Id, Weak<Control>)>> = Mutex::new(Vec::new());
+
+fn register(control: &Arc<Control>) {
+    let runtime = tokio::runtime::Handle::current().id();
+    let mut active = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
+    active.retain(|(_, c)| c.strong_count() > 0);
+    active.push((runtime, Arc::downgrade(control)));
+}
+
+/// Shuts down every journal whose workers run on the current runtime: what
+/// `hookserver::serve` does after its signal. Scoped to the runtime so that servers
+/// in other runtimes of the process (tests) keep theirs.
+pub(crate) async fn shutdown_runtime(grace: Duration) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let runtime = handle.id();
+    let controls: Vec<Arc<Control>> = ACTIVE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(id, _)| *id == runtime)
+        .filter_map(|(_, c)| c.upgrade())
+        .collect();
+    futures_util::future::join_all(controls.iter().map(|c| c.shutdown(grace))).await;
+}
+
+/// Starts the dispatcher and the retention task of `control` on the current runtime;
+/// `run` attempts one claimed row.
+pub(crate) fn start<R, F>(control: Arc<Control>, run: R)
+where
+    R: Fn(Claimed, OwnedSemaphorePermit) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    register(&control);
+    tokio::spawn(retention(Arc::downgrade(&control)));
+    tokio::spawn(dispatch(control, run));
+}
+
+async fn dispatch<R, F>(control: Arc<Control>, run: R)
+where
+    R: Fn(Claimed, OwnedSemaphorePermit) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    while !control.is_stopping() {
+        // A free slot first: a claimed row starts at once, its lease running.
+        let first = tokio::select! {
+            permit = Arc::clone(&control.permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = control.wake.notified() => continue,
+        };
+        if control.is_stopping() {
+            return;
+        }
+        let mut permits = vec![first];
+        while permits.len() < CLAIM_BATCH {
+            match Arc::clone(&control.permits).try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        let now = time::now();
+        let claims = control
+            .store
+            .claim(permits.len(), now, time::after(now, control.lease))
+            .await;
+        let claims = match claims {
+            Ok(claims) => claims,
+            Err(e) => {
+                control.warnings.warn("journal claim failed", e);
+                drop(permits);
+                tokio::time::sleep(CLAIM_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let full = claims.claimed.len() == permits.len();
+        for (row, permit) in claims.claimed.into_iter().zip(permits.drain(..)) {
+            control.started(row.id);
+            tokio::spawn(run(row, permit));
+        }
+        drop(permits);
+        if full {
+            continue;
+        }
+        // Nothing more is due: sleep until the next row is, a wake-up, or the poll.
+        let until_due = claims.next_due.map_or(POLL, |due| {
+            Duration::from_millis(u64::try_from(due - time::now()).unwrap_or(0))
+        });
+        let nap = until_due.min(POLL);
+        if !nap.is_zero() {
+            tokio::select! {
+                () = control.wake.notified() => {}
+                () = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+}
+
+/// Deletes finished rows past the retention, in batches, while the journal lives.
+async fn retention(control: Weak<Control>) {
+    loop {
+        let Some(strong) = control.upgrade() else {
+            return;
+        };
+        if strong.is_stopping() {
+            return;
+        }
+        let retention = strong.settings.retention;
+        let cutoff = time::now() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        match delete_finished(&*strong.store, cutoff).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "journal retention: old deliveries deleted"),
+            Err(e) => strong.warnings.warn("journal retention failed", e),
+        }
+        drop(strong);
+        // Hourly, or sooner for a retention shorter than a few hours.
+        let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Deletes finished rows older than `before`, a batch per transaction.
+pub(crate) async fn delete_finished(store: &dyn Store, before: i64) -> Result<u64, JournalError> {
+    let mut total = 0;
+    loop {
+        let deleted = store.delete_finished(before, RETENTION_BATCH).await?;
+        total += deleted as u64;
+        if deleted < RETENTION_BATCH {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(5);
+        for attempts in 1..=12u32 {
+            let nominal = (base * 2u32.pow(attempts - 1)).min(MAX_BACKOFF);
+            for _ in 0..50 {
+                let d = backoff(base, attempts);
+                assert!(d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2), "{attempts}: {d:?}");
+            }
+        }
+        assert!(backoff(base, u32::MAX) <= MAX_BACKOFF.mul_f64(1.2));
+    }
+}
