@@ -15,10 +15,10 @@ pub(crate) mod stored;
 pub(crate) mod workers;
 
 pub use settings::Ack;
-pub(crate) use settings::{JournalSettings, parse_days};
 pub(crate) use settings::{
     ACK, JOURNAL, MAX_PENDING, RETENTION_DAYS, RETRY_ATTEMPTS, RETRY_BACKOFF, WORKERS,
 };
+pub(crate) use settings::{JournalSettings, parse_days};
 
 use bytes::Bytes;
 use http::HeaderMap;

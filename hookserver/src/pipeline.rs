@@ -316,19 +316,18 @@ where
         };
         let claim = future.is_some() && (permit.is_some() || ack == Ack::Handler);
         let entry = new_entry(delivery, journal, future.is_some(), claim);
-        let inserted = match tokio::time::timeout(JOURNAL_WRITE_TIMEOUT, journal.store.insert(entry))
-            .await
-        {
-            Ok(Ok(inserted)) => inserted,
-            Ok(Err(e)) => return Rejection::JournalUnavailable(e.to_string()).into_response(),
-            Err(_) => {
-                return Rejection::JournalUnavailable(format!(
-                    "no answer from the journal within {} s",
-                    JOURNAL_WRITE_TIMEOUT.as_secs()
-                ))
-                .into_response();
-            }
-        };
+        let inserted =
+            match tokio::time::timeout(JOURNAL_WRITE_TIMEOUT, journal.store.insert(entry)).await {
+                Ok(Ok(inserted)) => inserted,
+                Ok(Err(e)) => return Rejection::JournalUnavailable(e.to_string()).into_response(),
+                Err(_) => {
+                    return Rejection::JournalUnavailable(format!(
+                        "no answer from the journal within {} s",
+                        JOURNAL_WRITE_TIMEOUT.as_secs()
+                    ))
+                    .into_response();
+                }
+            };
         let (id, again) = match inserted {
             Inserted::Unhandled => return hook_not_used(),
             Inserted::Duplicate => return receipt(StatusCode::OK, "Duplicate delivery"),
@@ -343,7 +342,10 @@ where
                 if !claimed {
                     journal.wake();
                 }
-                (claimed.then_some(id), matches!(inserted, Inserted::QueuedAgain { .. }))
+                (
+                    claimed.then_some(id),
+                    matches!(inserted, Inserted::QueuedAgain { .. }),
+                )
             }
         };
         let queued = || {
@@ -439,7 +441,9 @@ where
                     error: None,
                     duration_ms: 0,
                 };
-                journal.finish(&row.borrow(), Finish::Unhandled, record).await;
+                journal
+                    .finish(&row.borrow(), Finish::Unhandled, record)
+                    .await;
                 return;
             }
             Prepared::Refused(response) => response,
@@ -483,7 +487,10 @@ fn receipt(status: StatusCode, text: &'static str) -> Response {
 fn new_entry(delivery: &Delivery, journal: &Control, handled: bool, claim: bool) -> NewEntry {
     let now = time::now();
     NewEntry {
-        hook_id: delivery.hook_id().map(|id| id.to_string()).unwrap_or_default(),
+        hook_id: delivery
+            .hook_id()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         guid: delivery.guid().to_owned(),
         event: delivery.event().to_owned(),
         action: delivery.known_action().map(str::to_owned),

@@ -57,7 +57,9 @@ impl Engine {
         if let Some(path) = url.strip_prefix("sqlite:") {
             let path = path.strip_prefix("//").unwrap_or(path);
             if path.is_empty() {
-                return Err(format!("{url:?}: the journal URL has no path (sqlite:PATH)"));
+                return Err(format!(
+                    "{url:?}: the journal URL has no path (sqlite:PATH)"
+                ));
             }
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
@@ -66,10 +68,7 @@ impl Engine {
                 "PostgreSQL journals are not supported by this version: use sqlite:PATH".into(),
             );
         }
-        Err(format!(
-            "{:?}: a journal URL is sqlite:PATH",
-            redact(url)
-        ))
+        Err(format!("{:?}: a journal URL is sqlite:PATH", redact(url)))
     }
 
     pub(crate) fn open(&self) -> Result<Arc<dyn Store>, JournalError> {
@@ -148,15 +147,17 @@ impl JournalSettings {
         let Some(url) = &self.url else {
             return Ok(None);
         };
-        Engine::parse(url).map(Some).map_err(|why| ConfigError::Invalid {
-            setting: JOURNAL.method,
-            value: redact(url),
-            expected: if why.starts_with("PostgreSQL") {
-                "sqlite:PATH (PostgreSQL is not supported by this version)"
-            } else {
-                "sqlite:PATH, or off"
-            },
-        })
+        Engine::parse(url)
+            .map(Some)
+            .map_err(|why| ConfigError::Invalid {
+                setting: JOURNAL.method,
+                value: redact(url),
+                expected: if why.starts_with("PostgreSQL") {
+                    "sqlite:PATH (PostgreSQL is not supported by this version)"
+                } else {
+                    "sqlite:PATH, or off"
+                },
+            })
     }
 
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
@@ -209,7 +210,10 @@ mod tests {
         let pg = Engine::parse("postgres://u:hunter2@db/x").unwrap_err();
         assert!(!pg.contains("hunter2"), "{pg}");
         let other = Engine::parse("mysql://u:hunter2@db/x").unwrap_err();
-        assert!(!other.contains("hunter2") && other.contains("u:***@db"), "{other}");
+        assert!(
+            !other.contains("hunter2") && other.contains("u:***@db"),
+            "{other}"
+        );
     }
 
     #[test]
@@ -227,7 +231,10 @@ mod tests {
         s.set_url("postgres://u:hunter2@db/x");
         assert!(!format!("{s:?}").contains("hunter2"));
         let err = s.check().unwrap_err().to_string();
-        assert!(!err.contains("hunter2") && err.contains("Config::journal"), "{err}");
+        assert!(
+            !err.contains("hunter2") && err.contains("Config::journal"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -150,7 +150,9 @@ impl SqliteStore {
         let reader = Arc::clone(&self.reader);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let conn = reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let conn = reader
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 query(&conn).map_err(JournalError::from)
             })
             .await
@@ -405,7 +407,12 @@ fn known_id(tx: &Transaction<'_>, entry: &NewEntry) -> rusqlite::Result<EntryId>
     )
 }
 
-fn claim(tx: &Transaction<'_>, limit: usize, now: i64, lease_until: i64) -> rusqlite::Result<Claims> {
+fn claim(
+    tx: &Transaction<'_>,
+    limit: usize,
+    now: i64,
+    lease_until: i64,
+) -> rusqlite::Result<Claims> {
     let claimed = tx
         .prepare_cached(
             "UPDATE deliveries SET state = 'running', attempts = attempts + 1, lease_until = ?3 \
@@ -647,18 +654,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn replay(
-        &self,
-        guid: String,
-        now: i64,
-    ) -> BoxFuture<'_, Result<ReplayOutcome, JournalError>> {
+    fn replay(&self, guid: String, now: i64) -> BoxFuture<'_, Result<ReplayOutcome, JournalError>> {
         self.send(|reply| Command::Replay(guid, now, reply))
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>> {
         self.read(|conn| {
             let mut stats = JournalStats::default();
-            let mut statement = conn.prepare("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?;
+            let mut statement =
+                conn.prepare("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?;
             let mut rows = statement.query([])?;
             while let Some(row) = rows.next()? {
                 let state: String = row.get(0)?;

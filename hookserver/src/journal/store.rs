@@ -138,8 +138,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn show(&self, guid: String) -> BoxFuture<'_, Result<Vec<StoredDelivery>, JournalError>>;
 
     /// Puts every finished row with this GUID back in the queue, attempts reset.
-    fn replay(&self, guid: String, now: i64)
-    -> BoxFuture<'_, Result<ReplayOutcome, JournalError>>;
+    fn replay(&self, guid: String, now: i64) -> BoxFuture<'_, Result<ReplayOutcome, JournalError>>;
 
     /// Counts by state, and the oldest pending delivery.
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>>;

@@ -171,7 +171,14 @@ fn log_attempt(row: &ClaimedRow<'_>, finish: &Finish, attempt: &AttemptRecord, m
     let error = attempt.error.as_deref();
     match finish {
         Finish::Done => {
-            tracing::info!(event, guid, attempt = attempt_no, status, duration_ms, "delivery processed")
+            tracing::info!(
+                event,
+                guid,
+                attempt = attempt_no,
+                status,
+                duration_ms,
+                "delivery processed"
+            )
         }
         Finish::Unhandled => tracing::info!(
             event,
@@ -357,7 +364,10 @@ mod tests {
             let nominal = (base * 2u32.pow(attempts - 1)).min(MAX_BACKOFF);
             for _ in 0..50 {
                 let d = backoff(base, attempts);
-                assert!(d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2), "{attempts}: {d:?}");
+                assert!(
+                    d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2),
+                    "{attempts}: {d:?}"
+                );
             }
         }
         assert!(backoff(base, u32::MAX) <= MAX_BACKOFF.mul_f64(1.2));
