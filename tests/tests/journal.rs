@@ -66,7 +66,11 @@ impl Probe {
     }
 
     fn runs(&self, guid: &str) -> usize {
-        self.attempts.lock().expect("probe lock").get(guid).map_or(0, Vec::len)
+        self.attempts
+            .lock()
+            .expect("probe lock")
+            .get(guid)
+            .map_or(0, Vec::len)
     }
 
     fn times(&self, guid: &str) -> Vec<Instant> {
