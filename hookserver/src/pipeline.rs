@@ -9,7 +9,7 @@ use crate::{
     delivery::Delivery,
     journal::{
         Ack, Journal,
-        store::{AttemptRecord, Claimed, EntryId, Finish, Inserted, NewEntry},
+        store::{AttemptRecord, Claim, Claimed, EntryId, Finish, Inserted, NewEntry},
         stored, time,
         workers::{self, ClaimedRow, Control},
     },
@@ -333,7 +333,7 @@ where
                         | Inserted::QueuedAgain { id, claimed: true },
                     ) = insert.await
                     {
-                        journal.give_back(id).await;
+                        journal.give_back(Claim { id, attempt: 1 }).await;
                     }
                 });
                 return Rejection::JournalUnavailable(format!(
@@ -376,7 +376,7 @@ where
         let (Some(id), Some(future)) = (id, future) else {
             return queued();
         };
-        journal.started(id);
+        journal.started(Claim { id, attempt: 1 });
         let row = OwnedRow {
             id,
             guid: delivery.guid().to_owned(),
@@ -401,7 +401,7 @@ where
                         let _reservation = reservation;
                         let Some(permit) = journal.worker_permit().await else {
                             // Shutting down: the next start runs it.
-                            journal.give_back(row.id).await;
+                            journal.give_back(row.borrow().claim()).await;
                             return;
                         };
                         // The claim's lease must outlast the handler: after a long
@@ -410,7 +410,7 @@ where
                         // by whoever claims it when the lease runs out.
                         if claimed.elapsed() + timeout + LEASE_SAFETY > journal.lease {
                             drop(permit);
-                            journal.give_back(row.id).await;
+                            journal.give_back(row.borrow().claim()).await;
                             journal.wake();
                             return;
                         }

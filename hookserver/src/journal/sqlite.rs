@@ -10,7 +10,7 @@
 use super::{
     DeliveryState, JournalEntry, JournalError, JournalStats, ListFilter, ReplayOutcome,
     StoredDelivery,
-    store::{AttemptRecord, Claimed, Claims, EntryId, Finish, Inserted, NewEntry, Store},
+    store::{AttemptRecord, Claim, Claimed, Claims, EntryId, Finish, Inserted, NewEntry, Store},
     stored, time,
 };
 use bytes::Bytes;
@@ -84,13 +84,13 @@ enum Command {
         reply: Reply<Claims>,
     },
     Finish {
-        id: EntryId,
+        claim: Claim,
         finish: Finish,
         attempt: AttemptRecord,
         now: i64,
         reply: Reply<()>,
     },
-    Release(Vec<EntryId>, i64, Reply<()>),
+    Release(Vec<Claim>, i64, Reply<()>),
     DeleteFinished(i64, usize, Reply<usize>),
     Replay(String, i64, Reply<ReplayOutcome>),
 }
@@ -366,13 +366,16 @@ fn execute(tx: &Transaction<'_>, pending: &mut u64, command: Command) -> Answer 
             Answer::Claim(reply, claims)
         }
         Command::Finish {
-            id,
+            claim,
             finish,
             attempt,
             now,
             reply,
-        } => Answer::Unit(reply, finish_row(tx, pending, id, &finish, &attempt, now)),
-        Command::Release(ids, now, reply) => Answer::Unit(reply, release(tx, &ids, now)),
+        } => Answer::Unit(
+            reply,
+            finish_row(tx, pending, claim, &finish, &attempt, now),
+        ),
+        Command::Release(claims, now, reply) => Answer::Unit(reply, release(tx, &claims, now)),
         Command::DeleteFinished(before, limit, reply) => {
             Answer::Count(reply, delete_finished(tx, before, limit))
         }
@@ -538,7 +541,7 @@ fn count_pending(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
 fn finish_row(
     tx: &Transaction<'_>,
     pending: &mut u64,
-    id: EntryId,
+    claim: Claim,
     finish: &Finish,
     attempt: &AttemptRecord,
     now: i64,
@@ -555,16 +558,17 @@ fn finish_row(
         .prepare_cached(
             "UPDATE deliveries SET state = ?2, next_attempt_at = COALESCE(?3, next_attempt_at), \
              lease_until = NULL, finished_at = ?4, last_status = ?5, last_error = ?6, \
-             last_duration_ms = ?7 WHERE id = ?1 AND state = 'running'",
+             last_duration_ms = ?7 WHERE id = ?1 AND state = 'running' AND attempts = ?8",
         )?
         .execute(params![
-            id,
+            claim.id,
             state.as_str(),
             next_attempt_at,
             finished_at,
             attempt.status,
             attempt.error,
             attempt.duration_ms as i64,
+            claim.attempt,
         ])?;
     if changed == 1 && finished_at.is_some() {
         *pending = pending.saturating_sub(1);
@@ -572,13 +576,13 @@ fn finish_row(
     Ok(())
 }
 
-fn release(tx: &Transaction<'_>, ids: &[EntryId], now: i64) -> rusqlite::Result<()> {
+fn release(tx: &Transaction<'_>, claims: &[Claim], now: i64) -> rusqlite::Result<()> {
     let mut statement = tx.prepare_cached(
         "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, lease_until = NULL \
-         WHERE id = ?1 AND state = 'running'",
+         WHERE id = ?1 AND state = 'running' AND attempts = ?3",
     )?;
-    for id in ids {
-        statement.execute(params![id, now])?;
+    for claim in claims {
+        statement.execute(params![claim.id, now, claim.attempt])?;
     }
     Ok(())
 }
@@ -668,13 +672,13 @@ impl Store for SqliteStore {
 
     fn finish(
         &self,
-        id: EntryId,
+        claim: Claim,
         finish: Finish,
         attempt: AttemptRecord,
         now: i64,
     ) -> BoxFuture<'_, Result<(), JournalError>> {
         self.send(|reply| Command::Finish {
-            id,
+            claim,
             finish,
             attempt,
             now,
@@ -682,8 +686,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release(&self, ids: Vec<EntryId>, now: i64) -> BoxFuture<'_, Result<(), JournalError>> {
-        self.send(|reply| Command::Release(ids, now, reply))
+    fn release(&self, claims: Vec<Claim>, now: i64) -> BoxFuture<'_, Result<(), JournalError>> {
+        self.send(|reply| Command::Release(claims, now, reply))
     }
 
     fn delete_finished(
@@ -781,5 +785,165 @@ impl Store for SqliteStore {
             )?;
             Ok(stats)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store(tag: &str) -> (SqliteStore, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "hookserver-sqlite-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        (SqliteStore::open(&dir.join("j.db")).unwrap(), dir)
+    }
+
+    fn entry(guid: &str, claim_until: Option<i64>) -> NewEntry {
+        NewEntry {
+            hook_id: "1".into(),
+            guid: guid.into(),
+            event: "push".into(),
+            action: None,
+            received_at: 1_000,
+            client_ip: None,
+            headers: b"x-github-event: push\n".to_vec(),
+            body: Bytes::from_static(b"{}"),
+            handled: true,
+            claim_until,
+            max_pending: 10,
+        }
+    }
+
+    fn record() -> AttemptRecord {
+        AttemptRecord {
+            status: Some(200),
+            error: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_end_of_an_attempt_whose_lease_ran_out_changes_nothing() {
+        let (store, dir) = temp_store("lease");
+        // Claimed by a first attempt whose lease ends at 2,000...
+        let Inserted::New { id, claimed: true } =
+            store.insert(entry("g", Some(2_000))).await.unwrap()
+        else {
+            panic!("not claimed");
+        };
+        // ...not due before then...
+        assert!(
+            store
+                .claim(10, 1_999, 9_000)
+                .await
+                .unwrap()
+                .claimed
+                .is_empty()
+        );
+        // ...then claimed again, as attempt 2, by another worker.
+        let claims = store.claim(10, 2_000, 9_000).await.unwrap();
+        assert_eq!(claims.claimed.len(), 1);
+        assert_eq!((claims.claimed[0].id, claims.claimed[0].attempts), (id, 2));
+        assert_eq!(&claims.claimed[0].body[..], b"{}");
+        // The first attempt ends late: its claim is gone, so is its say.
+        let stale = Claim { id, attempt: 1 };
+        store
+            .finish(stale, Finish::Done, record(), 3_000)
+            .await
+            .unwrap();
+        store.release(vec![stale], 3_000).await.unwrap();
+        let rows = store.list(ListFilter::new()).await.unwrap();
+        assert_eq!(
+            (rows[0].state, rows[0].attempts),
+            (DeliveryState::Running, 2)
+        );
+        // The second attempt's end counts.
+        let current = Claim { id, attempt: 2 };
+        store
+            .finish(current, Finish::Done, record(), 3_000)
+            .await
+            .unwrap();
+        let rows = store.list(ListFilter::new()).await.unwrap();
+        assert_eq!(rows[0].state, DeliveryState::Done);
+        assert_eq!(store.stats().await.unwrap().done, 1);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn pending_rows_are_counted_against_the_limit_and_freed_by_their_end() {
+        let (store, dir) = temp_store("pending");
+        let mut entries = Vec::new();
+        for n in 0..10 {
+            let inserted = store.insert(entry(&format!("g{n}"), None)).await.unwrap();
+            assert!(
+                matches!(inserted, Inserted::New { claimed: false, .. }),
+                "{inserted:?}"
+            );
+            entries.push(inserted);
+        }
+        assert_eq!(
+            store.insert(entry("g10", None)).await.unwrap(),
+            Inserted::TooManyPending
+        );
+        // A known one is still answered as such when the queue is full.
+        assert_eq!(
+            store.insert(entry("g3", None)).await.unwrap(),
+            Inserted::AlreadyQueued
+        );
+        let claims = store.claim(1, 5_000, 9_000).await.unwrap();
+        let claim = Claim {
+            id: claims.claimed[0].id,
+            attempt: 1,
+        };
+        store
+            .finish(claim, Finish::Done, record(), 5_000)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.insert(entry("g10", None)).await.unwrap(),
+            Inserted::New { .. }
+        ));
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_only_finished_rows_older_than_the_cutoff_and_their_bodies() {
+        let (store, dir) = temp_store("retention");
+        let Inserted::New { id, .. } = store.insert(entry("old", Some(9_000))).await.unwrap()
+        else {
+            panic!()
+        };
+        store
+            .finish(Claim { id, attempt: 1 }, Finish::Done, record(), 2_000)
+            .await
+            .unwrap();
+        store.insert(entry("pending", None)).await.unwrap();
+        let mut unhandled = entry("unhandled", None);
+        unhandled.handled = false;
+        unhandled.received_at = 5_000;
+        store.insert(unhandled).await.unwrap();
+        assert_eq!(store.delete_finished(3_000, 10).await.unwrap(), 1);
+        let left: Vec<String> = store
+            .list(ListFilter::new())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.guid)
+            .collect();
+        assert_eq!(left, ["unhandled", "pending"]);
+        assert!(store.show("old".into()).await.unwrap().is_empty());
+        let bodies: i64 = store
+            .read(|c| c.query_row("SELECT COUNT(*) FROM delivery_bodies", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(bodies, 2, "the body went with its row");
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

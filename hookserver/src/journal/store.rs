@@ -13,6 +13,15 @@ use futures_util::future::BoxFuture;
 /// The row id an engine gives a delivery.
 pub(crate) type EntryId = i64;
 
+/// One claim on a row: the row and the attempt it was claimed for. A finish or a
+/// release names its claim, so the end of an attempt whose lease ran out (and whose
+/// row another worker claimed again, with the next attempt number) changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Claim {
+    pub(crate) id: EntryId,
+    pub(crate) attempt: u32,
+}
+
 /// What the pipeline asks to record: a delivery that passed every check.
 #[derive(Debug, Clone)]
 pub(crate) struct NewEntry {
@@ -110,18 +119,19 @@ pub(crate) trait Store: Send + Sync + 'static {
         lease_until: i64,
     ) -> BoxFuture<'_, Result<Claims, JournalError>>;
 
-    /// Records the end of an attempt on a row this process claimed.
+    /// Records the end of an attempt on a row this process claimed, if the claim
+    /// still holds.
     fn finish(
         &self,
-        id: EntryId,
+        claim: Claim,
         finish: Finish,
         attempt: AttemptRecord,
         now: i64,
     ) -> BoxFuture<'_, Result<(), JournalError>>;
 
     /// Gives claimed rows back to the queue, due at `now` (a shutdown that could not
-    /// wait for their handlers).
-    fn release(&self, ids: Vec<EntryId>, now: i64) -> BoxFuture<'_, Result<(), JournalError>>;
+    /// wait for their handlers), where the claims still hold.
+    fn release(&self, claims: Vec<Claim>, now: i64) -> BoxFuture<'_, Result<(), JournalError>>;
 
     /// Deletes at most `limit` finished rows (done, dead, unhandled) finished before
     /// `before`; returns how many went.

@@ -5,7 +5,7 @@
 
 use super::{
     JournalError, JournalSettings,
-    store::{AttemptRecord, Claimed, EntryId, Finish, Store},
+    store::{AttemptRecord, Claim, Claimed, EntryId, Finish, Store},
     time,
 };
 use crate::log_limit::RateLimitedWarning;
@@ -53,7 +53,7 @@ pub(crate) struct Control {
     wake: Notify,
     stopping: AtomicBool,
     /// Rows claimed by this process, so a shutdown can give back the unfinished.
-    running: Mutex<HashSet<EntryId>>,
+    running: Mutex<HashSet<Claim>>,
     /// Attempts whose handler is over and whose end is being written: a shutdown
     /// waits for these too, or a restart would run them again.
     finishing: AtomicUsize,
@@ -121,20 +121,20 @@ impl Control {
     }
 
     /// Gives a claimed row this process will not run back to the queue.
-    pub(crate) async fn give_back(&self, id: EntryId) {
+    pub(crate) async fn give_back(&self, claim: Claim) {
         let _finishing = Finishing::enter(self);
-        self.running_set().remove(&id);
-        if let Err(e) = self.store.release(vec![id], time::now()).await {
+        self.running_set().remove(&claim);
+        if let Err(e) = self.store.release(vec![claim], time::now()).await {
             self.warnings.warn("journal write failed", e);
         }
     }
 
     /// Notes that this process runs `id` now.
-    pub(crate) fn started(&self, id: EntryId) {
-        self.running_set().insert(id);
+    pub(crate) fn started(&self, claim: Claim) {
+        self.running_set().insert(claim);
     }
 
-    fn running_set(&self) -> std::sync::MutexGuard<'_, HashSet<EntryId>> {
+    fn running_set(&self) -> std::sync::MutexGuard<'_, HashSet<Claim>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -168,10 +168,11 @@ impl Control {
         let now = time::now();
         log_attempt(claimed, &finish, &attempt, self.settings.retry_attempts);
         let retry = matches!(finish, Finish::Retry { .. });
-        if let Err(e) = self.store.finish(claimed.id, finish, attempt, now).await {
+        let claim = claimed.claim();
+        if let Err(e) = self.store.finish(claim, finish, attempt, now).await {
             self.warnings.warn("journal write failed", e);
         }
-        self.running_set().remove(&claimed.id);
+        self.running_set().remove(&claim);
         if retry {
             // The dispatcher may be asleep until a later row falls due.
             self.wake();
@@ -202,7 +203,7 @@ impl Control {
         }
         // With every slot drained, what is left claimed was acknowledged and waiting
         // for a worker; otherwise it also holds the handlers cut off.
-        let unfinished: Vec<EntryId> = self.running_set().drain().collect();
+        let unfinished: Vec<Claim> = self.running_set().drain().collect();
         if unfinished.is_empty() {
             return;
         }
@@ -250,6 +251,15 @@ pub(crate) struct ClaimedRow<'a> {
     pub(crate) guid: &'a str,
     pub(crate) event: &'a str,
     pub(crate) attempts: u32,
+}
+
+impl ClaimedRow<'_> {
+    pub(crate) fn claim(&self) -> Claim {
+        Claim {
+            id: self.id,
+            attempt: self.attempts,
+        }
+    }
 }
 
 fn log_attempt(row: &ClaimedRow<'_>, finish: &Finish, attempt: &AttemptRecord, max: u32) {
@@ -397,7 +407,10 @@ where
         };
         let full = claims.claimed.len() == permits.len();
         for (row, permit) in claims.claimed.into_iter().zip(permits.drain(..)) {
-            control.started(row.id);
+            control.started(Claim {
+                id: row.id,
+                attempt: row.attempts,
+            });
             tokio::spawn(run(row, permit));
         }
         drop(permits);
