@@ -237,6 +237,24 @@ impl Outcome {
     }
 }
 
+/// One delivery sent: its GUID, what came back, how long it took, and where it went.
+#[derive(Debug)]
+struct Sent {
+    guid: String,
+    outcome: Outcome,
+    took: Duration,
+    url: String,
+}
+
+/// The innermost cause of an error: "Connection refused", "connection reset", ...
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
 /// What the senders and the kill loop share.
 struct Shared {
     run: String,
@@ -245,7 +263,7 @@ struct Shared {
     url: Mutex<Option<String>>,
     next: AtomicU64,
     stop: AtomicBool,
-    outcomes: Mutex<Vec<(String, Outcome)>>,
+    outcomes: Mutex<Vec<Sent>>,
 }
 
 impl Shared {
@@ -263,6 +281,7 @@ async fn send_one(shared: &Shared, client: &reqwest::Client, url: &str) {
     let n = shared.next.fetch_add(1, Ordering::Relaxed);
     let guid = format!("{}-{n:07}", shared.run);
     let body = format!(r#"{{"ref":"refs/heads/main","n":{n},"commits":[]}}"#);
+    let started = Instant::now();
     let outcome = match delivery(client, url, "push", body)
         .set_header("x-github-delivery", &guid)
         .send()
@@ -272,13 +291,15 @@ async fn send_one(shared: &Shared, client: &reqwest::Client, url: &str) {
             let status = response.status().as_u16();
             Outcome::Answered(status, response.text().await.ok())
         }
-        Err(e) => Outcome::NoAnswer(e.to_string()),
+        Err(e) => Outcome::NoAnswer(root_cause(&e)),
     };
-    shared
-        .outcomes
-        .lock()
-        .expect("outcomes")
-        .push((guid, outcome));
+    let sent = Sent {
+        guid,
+        outcome,
+        took: started.elapsed(),
+        url: url.to_owned(),
+    };
+    shared.outcomes.lock().expect("outcomes").push(sent);
 }
 
 /// One delivery after another until told to stop, waiting while no start listens.
@@ -371,6 +392,7 @@ fn every_acknowledged_delivery_survives_repeated_kill_9() {
 
     let mut server = files.start(0);
     shared.set_url(Some(server.url.clone()));
+    let mut urls = vec![server.url.clone()];
     let senders: Vec<_> = (0..SENDERS)
         .map(|_| runtime.spawn(sender(Arc::clone(&shared), http.clone())))
         .collect();
@@ -391,8 +413,10 @@ fn every_acknowledged_delivery_survives_repeated_kill_9() {
         server.kill();
         server = files.start(kill + 1);
         shared.set_url(Some(server.url.clone()));
+        urls.push(server.url.clone());
     }
     let kill_phase = began.elapsed();
+    let final_start = Instant::now();
 
     // The last start is never killed: a little more load, then it drains.
     std::thread::sleep(Duration::from_millis(500));
@@ -402,16 +426,16 @@ fn every_acknowledged_delivery_survives_repeated_kill_9() {
             task.await.expect("a sender panicked");
         }
     });
-    let final_start = Instant::now();
+    let joined = final_start.elapsed();
     let outcomes = std::mem::take(&mut *shared.outcomes.lock().expect("outcomes"));
-    let sent: HashSet<&str> = outcomes.iter().map(|(guid, _)| guid.as_str()).collect();
+    let sent: HashSet<&str> = outcomes.iter().map(|s| s.guid.as_str()).collect();
     assert_eq!(sent.len(), outcomes.len(), "every GUID is sent once");
     let acknowledged: Vec<&str> = outcomes
         .iter()
-        .filter(|(_, o)| o.is_2xx())
-        .map(|(guid, _)| guid.as_str())
+        .filter(|s| s.outcome.is_2xx())
+        .map(|s| s.guid.as_str())
         .collect();
-    for (guid, outcome) in &outcomes {
+    for Sent { guid, outcome, .. } in &outcomes {
         if let Outcome::Answered(status @ 200..=299, body) = outcome {
             // A GUID seen for the first time is queued, nothing else.
             assert!(
@@ -420,8 +444,7 @@ fn every_acknowledged_delivery_survives_repeated_kill_9() {
             );
         }
     }
-    let unanswered: Vec<&(String, Outcome)> =
-        outcomes.iter().filter(|(_, o)| !o.is_2xx()).collect();
+    let unanswered: Vec<&Sent> = outcomes.iter().filter(|s| !s.outcome.is_2xx()).collect();
 
     // Every acknowledged delivery is processed, and the journal drains (deliveries
     // journaled whose answer a kill cut off, too), bounded in time. Stats first, then
@@ -506,11 +529,16 @@ fn every_acknowledged_delivery_survives_repeated_kill_9() {
             "{entry:?} was never sent"
         );
         assert_eq!(entry.state, DeliveryState::Done, "{entry:?}");
+        let copies = processed.get(&entry.guid).map_or(0, Vec::len);
+        assert!(copies > 0, "{entry:?} is done but its handler never ran");
+        // Every run of a handler is an attempt: claimed at the door or by a worker.
         assert!(
-            processed.contains_key(&entry.guid),
-            "{entry:?} is done but its handler never ran"
+            entry.attempts as usize >= copies,
+            "{entry:?}: processed {copies} times in {} attempts",
+            entry.attempts
         );
     }
+    let claimed_again = entries.iter().filter(|e| e.attempts > 1).count();
     for guid in &acknowledged {
         assert_eq!(
             journaled.get(guid),
@@ -572,13 +600,33 @@ fn every_acknowledged_delivery_survives_repeated_kill_9() {
     // Deliveries sent into a kill: not required, processed exactly when journaled.
     let unanswered_processed = unanswered
         .iter()
-        .filter(|(guid, _)| processed.contains_key(guid))
+        .filter(|s| processed.contains_key(&s.guid))
         .count();
     assert!(
         !unanswered.is_empty(),
         "no delivery was caught by a kill: the kill windows were not exercised"
     );
 
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &unanswered {
+        let kind = match &s.outcome {
+            Outcome::Answered(status, body) => {
+                format!("{status} {}", body.as_deref().unwrap_or(""))
+            }
+            Outcome::NoAnswer(cause) => cause.clone(),
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    let mut slowest: Vec<&Sent> = outcomes.iter().collect();
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.took));
+    let slowest: Vec<String> = slowest
+        .iter()
+        .take(3)
+        .map(|s| {
+            let start = urls.iter().position(|u| *u == s.url).unwrap_or(usize::MAX);
+            format!("{:.1?} to start {start}: {:?}", s.took, s.outcome)
+        })
+        .collect();
     let total = began.elapsed();
     let per_kill: Vec<String> = after_kill[..generations - 1]
         .iter()
@@ -586,8 +634,9 @@ fn every_acknowledged_delivery_survives_repeated_kill_9() {
         .collect();
     eprintln!(
         "crash test: {KILLS} kills in {kill_phase:.1?} (uptimes {:?}..{:?}); {} deliveries \
-         sent, {} acknowledged, {} without a 2xx ({} of them journaled and processed \
-         anyway); {} distinct processed; duplicates: {duplicates_killed} after a kill \
+         sent, {} acknowledged, {} without a 2xx ({kinds:?}; {} of them journaled and \
+         processed anyway); slowest answers {slowest:?}; senders stopped {joined:.1?} after \
+         the last start; {} distinct processed, {claimed_again} claimed more than once; duplicates: {duplicates_killed} after a kill \
          (per kill: {}), {duplicates_retried} after a failed attempt; all acknowledged \
          processed {recovered:.1?} after the last start, journal drained at {drained:.1?}; \
          {} done in the journal; {} other log lines {:?}; total {total:.1?}",
