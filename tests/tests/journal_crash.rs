@@ -587,7 +587,9 @@ fn every_acknowledged_delivery_survives_repeated_kill_9() {
         assert!(
             *count <= WORKERS,
             "the kill of start {generation} left {count} deliveries processed but not \
-             marked done; at most {WORKERS} handlers run at once"
+             marked done; at most {WORKERS} handlers run at once, each holding its worker \
+             slot until its mark is committed (unless the write failed: see the logs \
+             {log_lines:?})"
         );
     }
     assert_eq!(
