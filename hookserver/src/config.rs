@@ -441,9 +441,14 @@ impl Config {
         vars.read(journal::ACK, &mut journal.ack, Ack::parse)?;
         vars.read(journal::WORKERS, &mut journal.workers, parse_count)?;
         vars.read(journal::RETRY_ATTEMPTS, &mut journal.retry_attempts, |v| {
-            parse_count(v).and_then(|n| u32::try_from(n).map_err(|_| Expected("at most 4294967295")))
+            parse_count(v)
+                .and_then(|n| u32::try_from(n).map_err(|_| Expected("at most 4294967295")))
         })?;
-        vars.read(journal::RETRY_BACKOFF, &mut journal.retry_backoff, parse_secs)?;
+        vars.read(
+            journal::RETRY_BACKOFF,
+            &mut journal.retry_backoff,
+            parse_secs,
+        )?;
         vars.read(
             journal::RETENTION_DAYS,
             &mut journal.retention,

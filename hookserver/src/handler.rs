@@ -29,7 +29,11 @@ pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
     /// answer, and the function is not called.
     // The `Err` is the rare path and an answer ready to send, as axum's own are.
     #[allow(clippy::result_large_err)]
-    fn call(&self, delivery: &Delivery, state: &S) -> Result<BoxFuture<'static, Response>, Response>;
+    fn call(
+        &self,
+        delivery: &Delivery,
+        state: &S,
+    ) -> Result<BoxFuture<'static, Response>, Response>;
 }
 
 /// A handler with its argument types erased, as the registry stores it.
@@ -37,8 +41,11 @@ pub(crate) type BoxedHandler<S> = Arc<dyn ErasedHandler<S>>;
 
 pub(crate) trait ErasedHandler<S>: Send + Sync {
     #[allow(clippy::result_large_err)]
-    fn call(&self, delivery: &Delivery, state: &S)
-    -> Result<BoxFuture<'static, Response>, Response>;
+    fn call(
+        &self,
+        delivery: &Delivery,
+        state: &S,
+    ) -> Result<BoxFuture<'static, Response>, Response>;
 }
 
 struct Erased<H, T> {

@@ -4,21 +4,25 @@
 //! - `settings`: what [`Config::journal`](crate::Config::journal) and the
 //!   `HOOKSERVER_JOURNAL*` variables hold, checked here;
 //! - `store`: the storage trait both engines implement; `sqlite`: the embedded one;
+//!   `postgres`: the shared one, for several instances;
 //! - `stored`: what of a delivery is stored, and reading it back;
 //! - `workers`: claiming rows, retry policy, retention, shutdown;
 //! - this file: the public handle [`Journal`] and the records it returns.
 
+mod postgres;
 mod settings;
 mod sqlite;
 pub(crate) mod store;
 pub(crate) mod stored;
+#[cfg(test)]
+mod tests;
 pub(crate) mod workers;
 
 pub use settings::Ack;
-pub(crate) use settings::{JournalSettings, parse_days};
 pub(crate) use settings::{
     ACK, JOURNAL, MAX_PENDING, RETENTION_DAYS, RETRY_ATTEMPTS, RETRY_BACKOFF, WORKERS,
 };
+pub(crate) use settings::{JournalSettings, parse_days};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -239,6 +243,9 @@ impl JournalError {
     }
 }
 
+/// The workers a journal opened on its own (a tool's) sizes its connections for.
+const OPEN_WORKERS: usize = 2;
+
 /// A handle on a journal: list, show and replay deliveries, and count them.
 ///
 /// Get the one a registry writes to with [`Hooks::journal`](crate::Hooks::journal),
@@ -270,17 +277,19 @@ impl fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// Opens the journal at `url` (`sqlite:PATH`), creating it if missing. Blocking:
+    /// Opens the journal at `url` (`sqlite:PATH` or `postgres://...`), creating or
+    /// migrating it if needed. Blocking (it waits for PostgreSQL's answer, at most a
+    /// few seconds):
     /// call it at start-up. Deliveries replayed through it are picked up by the
     /// server writing the journal within its poll interval (a second or two).
     pub fn open(url: &str) -> Result<Self, JournalError> {
         let store = settings::Engine::parse(url)
             .map_err(JournalError::BadUrl)?
-            .open()?;
+            .open(OPEN_WORKERS)?;
         Ok(Self {
             store,
             control: None,
-            url: url.into(),
+            url: settings::redact(url).into(),
         })
     }
 
@@ -288,7 +297,7 @@ impl Journal {
         Self {
             store,
             control: Some(control),
-            url: url.into(),
+            url: settings::redact(url).into(),
         }
     }
 

@@ -9,7 +9,7 @@ use crate::{
     delivery::Delivery,
     journal::{
         Ack, Journal,
-        store::{AttemptRecord, Claimed, EntryId, Finish, Inserted, NewEntry},
+        store::{AttemptRecord, ClaimId, Claimed, EntryId, Finish, Inserted, NewEntry},
         stored, time,
         workers::{self, ClaimedRow, Control},
     },
@@ -66,10 +66,13 @@ impl Parts {
             Some(engine) => {
                 // Opening the journal (creating or migrating it) is the one blocking
                 // step, and it happens here, once, at start-up.
-                let store = engine.open().map_err(|e| ConfigError::Startup {
-                    what: "the journal",
-                    why: e.to_string(),
-                })?;
+                let store =
+                    engine
+                        .open(config.journal.workers)
+                        .map_err(|e| ConfigError::Startup {
+                            what: "the journal",
+                            why: e.to_string(),
+                        })?;
                 let control = Arc::new(Control::new(
                     Arc::clone(&store),
                     config.journal.clone(),
@@ -316,19 +319,18 @@ where
         };
         let claim = future.is_some() && (permit.is_some() || ack == Ack::Handler);
         let entry = new_entry(delivery, journal, future.is_some(), claim);
-        let inserted = match tokio::time::timeout(JOURNAL_WRITE_TIMEOUT, journal.store.insert(entry))
-            .await
-        {
-            Ok(Ok(inserted)) => inserted,
-            Ok(Err(e)) => return Rejection::JournalUnavailable(e.to_string()).into_response(),
-            Err(_) => {
-                return Rejection::JournalUnavailable(format!(
-                    "no answer from the journal within {} s",
-                    JOURNAL_WRITE_TIMEOUT.as_secs()
-                ))
-                .into_response();
-            }
-        };
+        let inserted =
+            match tokio::time::timeout(JOURNAL_WRITE_TIMEOUT, journal.store.insert(entry)).await {
+                Ok(Ok(inserted)) => inserted,
+                Ok(Err(e)) => return Rejection::JournalUnavailable(e.to_string()).into_response(),
+                Err(_) => {
+                    return Rejection::JournalUnavailable(format!(
+                        "no answer from the journal within {} s",
+                        JOURNAL_WRITE_TIMEOUT.as_secs()
+                    ))
+                    .into_response();
+                }
+            };
         let (id, again) = match inserted {
             Inserted::Unhandled => return hook_not_used(),
             Inserted::Duplicate => return receipt(StatusCode::OK, "Duplicate delivery"),
@@ -343,7 +345,10 @@ where
                 if !claimed {
                     journal.wake();
                 }
-                (claimed.then_some(id), matches!(inserted, Inserted::QueuedAgain { .. }))
+                (
+                    claimed.then_some(id),
+                    matches!(inserted, Inserted::QueuedAgain { .. }),
+                )
             }
         };
         let queued = || {
@@ -355,7 +360,7 @@ where
         let (Some(id), Some(future)) = (id, future) else {
             return queued();
         };
-        journal.started(id);
+        journal.started(ClaimId { id, attempts: 1 });
         let row = OwnedRow {
             id,
             guid: delivery.guid().to_owned(),
@@ -439,7 +444,9 @@ where
                     error: None,
                     duration_ms: 0,
                 };
-                journal.finish(&row.borrow(), Finish::Unhandled, record).await;
+                journal
+                    .finish(&row.borrow(), Finish::Unhandled, record)
+                    .await;
                 return;
             }
             Prepared::Refused(response) => response,
@@ -483,7 +490,10 @@ fn receipt(status: StatusCode, text: &'static str) -> Response {
 fn new_entry(delivery: &Delivery, journal: &Control, handled: bool, claim: bool) -> NewEntry {
     let now = time::now();
     NewEntry {
-        hook_id: delivery.hook_id().map(|id| id.to_string()).unwrap_or_default(),
+        hook_id: delivery
+            .hook_id()
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
         guid: delivery.guid().to_owned(),
         event: delivery.event().to_owned(),
         action: delivery.known_action().map(str::to_owned),

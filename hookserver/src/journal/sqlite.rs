@@ -10,7 +10,7 @@
 use super::{
     DeliveryState, JournalEntry, JournalError, JournalStats, ListFilter, ReplayOutcome,
     StoredDelivery,
-    store::{AttemptRecord, Claimed, Claims, EntryId, Finish, Inserted, NewEntry, Store},
+    store::{AttemptRecord, ClaimId, Claimed, Claims, EntryId, Finish, Inserted, NewEntry, Store},
     stored, time,
 };
 use bytes::Bytes;
@@ -72,13 +72,13 @@ enum Command {
         reply: Reply<Claims>,
     },
     Finish {
-        id: EntryId,
+        claim: ClaimId,
         finish: Finish,
         attempt: AttemptRecord,
         now: i64,
         reply: Reply<()>,
     },
-    Release(Vec<EntryId>, i64, Reply<()>),
+    Release(Vec<ClaimId>, i64, Reply<()>),
     DeleteFinished(i64, usize, Reply<usize>),
     Replay(String, i64, Reply<ReplayOutcome>),
 }
@@ -150,7 +150,9 @@ impl SqliteStore {
         let reader = Arc::clone(&self.reader);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let conn = reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let conn = reader
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 query(&conn).map_err(JournalError::from)
             })
             .await
@@ -306,12 +308,15 @@ fn execute(tx: &Transaction<'_>, pending: &mut u64, command: Command) -> Answer 
             reply,
         } => Answer::Claim(reply, claim(tx, limit, now, lease_until)),
         Command::Finish {
-            id,
+            claim,
             finish,
             attempt,
             now,
             reply,
-        } => Answer::Unit(reply, finish_row(tx, pending, id, &finish, &attempt, now)),
+        } => Answer::Unit(
+            reply,
+            finish_row(tx, pending, claim, &finish, &attempt, now),
+        ),
         Command::Release(ids, now, reply) => Answer::Unit(reply, release(tx, &ids, now)),
         Command::DeleteFinished(before, limit, reply) => {
             Answer::Count(reply, delete_finished(tx, before, limit))
@@ -405,7 +410,12 @@ fn known_id(tx: &Transaction<'_>, entry: &NewEntry) -> rusqlite::Result<EntryId>
     )
 }
 
-fn claim(tx: &Transaction<'_>, limit: usize, now: i64, lease_until: i64) -> rusqlite::Result<Claims> {
+fn claim(
+    tx: &Transaction<'_>,
+    limit: usize,
+    now: i64,
+    lease_until: i64,
+) -> rusqlite::Result<Claims> {
     let claimed = tx
         .prepare_cached(
             "UPDATE deliveries SET state = 'running', attempts = attempts + 1, lease_until = ?3 \
@@ -441,7 +451,7 @@ fn claim(tx: &Transaction<'_>, limit: usize, now: i64, lease_until: i64) -> rusq
 fn finish_row(
     tx: &Transaction<'_>,
     pending: &mut u64,
-    id: EntryId,
+    claim: ClaimId,
     finish: &Finish,
     attempt: &AttemptRecord,
     now: i64,
@@ -452,22 +462,23 @@ fn finish_row(
         Finish::Dead => (DeliveryState::Dead, None, Some(now)),
         Finish::Retry { at } => (DeliveryState::Queued, Some(*at), None),
     };
-    // Only a row still running is finished: one given back by a shutdown, or
-    // claimed again after its lease ran out, belongs to someone else now.
+    // Only a row still running under this claim is finished: one given back by a
+    // shutdown, or claimed again after its lease ran out, belongs to someone else.
     let changed = tx
         .prepare_cached(
             "UPDATE deliveries SET state = ?2, next_attempt_at = COALESCE(?3, next_attempt_at), \
              lease_until = NULL, finished_at = ?4, last_status = ?5, last_error = ?6, \
-             last_duration_ms = ?7 WHERE id = ?1 AND state = 'running'",
+             last_duration_ms = ?7 WHERE id = ?1 AND state = 'running' AND attempts = ?8",
         )?
         .execute(params![
-            id,
+            claim.id,
             state.as_str(),
             next_attempt_at,
             finished_at,
             attempt.status,
             attempt.error,
             attempt.duration_ms as i64,
+            claim.attempts,
         ])?;
     if changed == 1 && finished_at.is_some() {
         *pending = pending.saturating_sub(1);
@@ -475,13 +486,13 @@ fn finish_row(
     Ok(())
 }
 
-fn release(tx: &Transaction<'_>, ids: &[EntryId], now: i64) -> rusqlite::Result<()> {
+fn release(tx: &Transaction<'_>, claims: &[ClaimId], now: i64) -> rusqlite::Result<()> {
     let mut statement = tx.prepare_cached(
         "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, lease_until = NULL \
-         WHERE id = ?1 AND state = 'running'",
+         WHERE id = ?1 AND state = 'running' AND attempts = ?3",
     )?;
-    for id in ids {
-        statement.execute(params![id, now])?;
+    for claim in claims {
+        statement.execute(params![claim.id, now, claim.attempts])?;
     }
     Ok(())
 }
@@ -571,13 +582,13 @@ impl Store for SqliteStore {
 
     fn finish(
         &self,
-        id: EntryId,
+        claim: ClaimId,
         finish: Finish,
         attempt: AttemptRecord,
         now: i64,
     ) -> BoxFuture<'_, Result<(), JournalError>> {
         self.send(|reply| Command::Finish {
-            id,
+            claim,
             finish,
             attempt,
             now,
@@ -585,8 +596,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release(&self, ids: Vec<EntryId>, now: i64) -> BoxFuture<'_, Result<(), JournalError>> {
-        self.send(|reply| Command::Release(ids, now, reply))
+    fn release(&self, claims: Vec<ClaimId>, now: i64) -> BoxFuture<'_, Result<(), JournalError>> {
+        self.send(|reply| Command::Release(claims, now, reply))
     }
 
     fn delete_finished(
@@ -647,18 +658,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn replay(
-        &self,
-        guid: String,
-        now: i64,
-    ) -> BoxFuture<'_, Result<ReplayOutcome, JournalError>> {
+    fn replay(&self, guid: String, now: i64) -> BoxFuture<'_, Result<ReplayOutcome, JournalError>> {
         self.send(|reply| Command::Replay(guid, now, reply))
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>> {
         self.read(|conn| {
             let mut stats = JournalStats::default();
-            let mut statement = conn.prepare("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?;
+            let mut statement =
+                conn.prepare("SELECT state, COUNT(*) FROM deliveries GROUP BY state")?;
             let mut rows = statement.query([])?;
             while let Some(row) = rows.next()? {
                 let state: String = row.get(0)?;

@@ -13,6 +13,16 @@ use futures_util::future::BoxFuture;
 /// The row id an engine gives a delivery.
 pub(crate) type EntryId = i64;
 
+/// One claim of a row: its id and the attempt number the claim gave it. Attempts
+/// grow with every claim, so the number fences a claim: once a row's lease ran out
+/// and another worker (in this process or another) claimed it again, the first
+/// claim's finish or release no longer matches and changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ClaimId {
+    pub(crate) id: EntryId,
+    pub(crate) attempts: u32,
+}
+
 /// What the pipeline asks to record: a delivery that passed every check.
 #[derive(Debug, Clone)]
 pub(crate) struct NewEntry {
@@ -110,18 +120,19 @@ pub(crate) trait Store: Send + Sync + 'static {
         lease_until: i64,
     ) -> BoxFuture<'_, Result<Claims, JournalError>>;
 
-    /// Records the end of an attempt on a row this process claimed.
+    /// Records the end of an attempt on a row this process claimed, if the row is
+    /// still running under that claim.
     fn finish(
         &self,
-        id: EntryId,
+        claim: ClaimId,
         finish: Finish,
         attempt: AttemptRecord,
         now: i64,
     ) -> BoxFuture<'_, Result<(), JournalError>>;
 
     /// Gives claimed rows back to the queue, due at `now` (a shutdown that could not
-    /// wait for their handlers).
-    fn release(&self, ids: Vec<EntryId>, now: i64) -> BoxFuture<'_, Result<(), JournalError>>;
+    /// wait for their handlers), those still running under these claims.
+    fn release(&self, claims: Vec<ClaimId>, now: i64) -> BoxFuture<'_, Result<(), JournalError>>;
 
     /// Deletes at most `limit` finished rows (done, dead, unhandled) finished before
     /// `before`; returns how many went.
@@ -138,9 +149,16 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn show(&self, guid: String) -> BoxFuture<'_, Result<Vec<StoredDelivery>, JournalError>>;
 
     /// Puts every finished row with this GUID back in the queue, attempts reset.
-    fn replay(&self, guid: String, now: i64)
-    -> BoxFuture<'_, Result<ReplayOutcome, JournalError>>;
+    fn replay(&self, guid: String, now: i64) -> BoxFuture<'_, Result<ReplayOutcome, JournalError>>;
 
     /// Counts by state, and the oldest pending delivery.
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>>;
+
+    /// Calls `wake` whenever a row may have become due through another process (a
+    /// delivery queued by another instance, a replay from the command line), for as
+    /// long as the store lives. Engines without such news (SQLite: one writer
+    /// process) leave it to the dispatcher's poll.
+    fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        drop(wake);
+    }
 }

@@ -62,7 +62,10 @@ mod tests {
             "content-type",
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
-        headers.insert("user-agent", HeaderValue::from_static("GitHub-Hookshot/abc"));
+        headers.insert(
+            "user-agent",
+            HeaderValue::from_static("GitHub-Hookshot/abc"),
+        );
         headers.insert("x-hub-signature-256", HeaderValue::from_static("sha256=00"));
         headers.insert("authorization", HeaderValue::from_static("Bearer t"));
         headers.insert("cookie", HeaderValue::from_static("a: b"));

@@ -5,12 +5,12 @@
 
 use super::{
     JournalError, JournalSettings,
-    store::{AttemptRecord, Claimed, EntryId, Finish, Store},
+    store::{AttemptRecord, ClaimId, Claimed, EntryId, Finish, Store},
     time,
 };
 use crate::log_limit::RateLimitedWarning;
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     future::Future,
     sync::{
         Arc, Mutex, Weak,
@@ -43,8 +43,9 @@ pub(crate) struct Control {
     permits: Arc<Semaphore>,
     wake: Notify,
     stopping: AtomicBool,
-    /// Rows claimed by this process, so a shutdown can give back the unfinished.
-    running: Mutex<HashSet<EntryId>>,
+    /// Rows claimed by this process (with their claim's attempt number), so a
+    /// shutdown can give back the unfinished.
+    running: Mutex<HashMap<EntryId, u32>>,
     pub(crate) warnings: RateLimitedWarning,
 }
 
@@ -61,7 +62,7 @@ impl Control {
             lease: handler_timeout + LEASE_MARGIN,
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
             warnings: RateLimitedWarning::new(Duration::from_secs(60)),
         }
     }
@@ -83,12 +84,12 @@ impl Control {
         Arc::clone(&self.permits).try_acquire_owned().ok()
     }
 
-    /// Notes that this process runs `id` now.
-    pub(crate) fn started(&self, id: EntryId) {
-        self.running_set().insert(id);
+    /// Notes that this process runs `claim` now.
+    pub(crate) fn started(&self, claim: ClaimId) {
+        self.running_set().insert(claim.id, claim.attempts);
     }
 
-    fn running_set(&self) -> std::sync::MutexGuard<'_, HashSet<EntryId>> {
+    fn running_set(&self) -> std::sync::MutexGuard<'_, HashMap<EntryId, u32>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -117,10 +118,19 @@ impl Control {
         let now = time::now();
         log_attempt(claimed, &finish, &attempt, self.settings.retry_attempts);
         let retry = matches!(finish, Finish::Retry { .. });
-        if let Err(e) = self.store.finish(claimed.id, finish, attempt, now).await {
+        let claim = ClaimId {
+            id: claimed.id,
+            attempts: claimed.attempts,
+        };
+        if let Err(e) = self.store.finish(claim, finish, attempt, now).await {
             self.warnings.warn("journal write failed", e);
         }
-        self.running_set().remove(&claimed.id);
+        {
+            let mut running = self.running_set();
+            if running.get(&claimed.id) == Some(&claimed.attempts) {
+                running.remove(&claimed.id);
+            }
+        }
         if retry {
             // The dispatcher may be asleep until a later row falls due.
             self.wake();
@@ -140,7 +150,11 @@ impl Control {
         if drained.is_ok() {
             return;
         }
-        let unfinished: Vec<EntryId> = self.running_set().drain().collect();
+        let unfinished: Vec<ClaimId> = self
+            .running_set()
+            .drain()
+            .map(|(id, attempts)| ClaimId { id, attempts })
+            .collect();
         if unfinished.is_empty() {
             return;
         }
@@ -171,7 +185,14 @@ fn log_attempt(row: &ClaimedRow<'_>, finish: &Finish, attempt: &AttemptRecord, m
     let error = attempt.error.as_deref();
     match finish {
         Finish::Done => {
-            tracing::info!(event, guid, attempt = attempt_no, status, duration_ms, "delivery processed")
+            tracing::info!(
+                event,
+                guid,
+                attempt = attempt_no,
+                status,
+                duration_ms,
+                "delivery processed"
+            )
         }
         Finish::Unhandled => tracing::info!(
             event,
@@ -245,6 +266,12 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     register(&control);
+    let weak = Arc::downgrade(&control);
+    control.store.watch(Box::new(move || {
+        if let Some(control) = weak.upgrade() {
+            control.wake();
+        }
+    }));
     tokio::spawn(retention(Arc::downgrade(&control)));
     tokio::spawn(dispatch(control, run));
 }
@@ -289,7 +316,10 @@ where
         };
         let full = claims.claimed.len() == permits.len();
         for (row, permit) in claims.claimed.into_iter().zip(permits.drain(..)) {
-            control.started(row.id);
+            control.started(ClaimId {
+                id: row.id,
+                attempts: row.attempts,
+            });
             tokio::spawn(run(row, permit));
         }
         drop(permits);
@@ -357,7 +387,10 @@ mod tests {
             let nominal = (base * 2u32.pow(attempts - 1)).min(MAX_BACKOFF);
             for _ in 0..50 {
                 let d = backoff(base, attempts);
-                assert!(d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2), "{attempts}: {d:?}");
+                assert!(
+                    d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2),
+                    "{attempts}: {d:?}"
+                );
             }
         }
         assert!(backoff(base, u32::MAX) <= MAX_BACKOFF.mul_f64(1.2));
