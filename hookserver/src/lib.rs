@@ -170,6 +170,17 @@ pub mod __private {
         move |ip| list.contains(ip)
     }
 
+    /// Reads back the headers of a journal row, as a worker does before it runs a
+    /// stored delivery.
+    pub fn decode_stored_headers(stored: &[u8]) -> Result<http::HeaderMap, String> {
+        crate::journal::stored::decode_headers(stored)
+    }
+
+    /// The headers a journal row keeps of `headers`, encoded as stored.
+    pub fn encode_stored_headers(headers: &http::HeaderMap) -> Vec<u8> {
+        crate::journal::stored::encode_headers(headers)
+    }
+
     /// Checks a delivery's headers and locates its payload as the pipeline does
     /// after the signature: the routing action, or the answer's status and body.
     pub fn parse_delivery(

@@ -20,6 +20,7 @@ use std::{
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub mod frames;
+pub mod journal;
 
 /// The secret every test signs with.
 pub const SECRET: &str = "It's a Secret to Everybody";

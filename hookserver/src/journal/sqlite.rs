@@ -306,7 +306,17 @@ fn execute(tx: &Transaction<'_>, pending: &mut u64, command: Command) -> Answer 
             now,
             lease_until,
             reply,
-        } => Answer::Claim(reply, claim(tx, limit, now, lease_until)),
+        } => {
+            let claims = claim(tx, limit, now, lease_until);
+            // An idle moment: recount, so that rows another process queued (a
+            // replay from the command line) count against the limit too.
+            if matches!(&claims, Ok(c) if c.claimed.is_empty())
+                && let Ok(count) = count_pending(tx)
+            {
+                *pending = count;
+            }
+            Answer::Claim(reply, claims)
+        }
         Command::Finish {
             claim,
             finish,
@@ -446,6 +456,11 @@ fn claim(
         )?
         .query_row([], |r| r.get(0))?;
     Ok(Claims { claimed, next_due })
+}
+
+fn count_pending(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
+    tx.prepare_cached(&format!("SELECT COUNT(*) FROM deliveries WHERE {PENDING}"))?
+        .query_row([], |r| r.get(0))
 }
 
 fn finish_row(

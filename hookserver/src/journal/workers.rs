@@ -14,7 +14,7 @@ use std::{
     future::Future,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -47,6 +47,17 @@ pub(crate) struct Control {
     /// shutdown can give back the unfinished.
     running: Mutex<HashMap<EntryId, u32>>,
     pub(crate) warnings: RateLimitedWarning,
+    /// When it was built, in [`generation`]'s count.
+    born: u64,
+}
+
+/// Journals built so far in the process.
+static BUILT: AtomicU64 = AtomicU64::new(0);
+
+/// The count of journals built so far: a server notes it when it starts, and at its
+/// end stops only the journals built before (see [`shutdown_runtime`]).
+pub(crate) fn generation() -> u64 {
+    BUILT.load(Ordering::Acquire)
 }
 
 impl Control {
@@ -64,6 +75,7 @@ impl Control {
             stopping: AtomicBool::new(false),
             running: Mutex::new(HashMap::new()),
             warnings: RateLimitedWarning::new(Duration::from_secs(60)),
+            born: BUILT.fetch_add(1, Ordering::AcqRel),
         }
     }
 
@@ -240,10 +252,13 @@ fn register(control: &Arc<Control>) {
     active.push((runtime, Arc::downgrade(control)));
 }
 
-/// Shuts down every journal whose workers run on the current runtime: what
-/// `hookserver::serve` does after its signal. Scoped to the runtime so that servers
-/// in other runtimes of the process (tests) keep theirs.
-pub(crate) async fn shutdown_runtime(grace: Duration) {
+/// Shuts down every journal whose workers run on the current runtime and that was
+/// built before `built_before` (a [`generation`]): what `hookserver::serve` does
+/// after its signal. Scoped to the runtime so that servers in other runtimes of the
+/// process (tests) keep theirs, and to the journals that existed when the server
+/// started, so that a server built after it on the same runtime (the next engine of
+/// a test) keeps its own.
+pub(crate) async fn shutdown_runtime(grace: Duration, built_before: u64) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -254,6 +269,7 @@ pub(crate) async fn shutdown_runtime(grace: Duration) {
         .iter()
         .filter(|(id, _)| *id == runtime)
         .filter_map(|(_, c)| c.upgrade())
+        .filter(|c| c.born < built_before)
         .collect();
     futures_util::future::join_all(controls.iter().map(|c| c.shutdown(grace))).await;
 }
