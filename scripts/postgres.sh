@@ -70,7 +70,7 @@ trap hookserver_pg_stop EXIT
 as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U hookserver hookserver_test
 export HOOKSERVER_TEST_POSTGRES="postgres://hookserver:hookserver@127.0.0.1:$PG_PORT/hookserver_test"
 # For the tests that stop and start the server itself.
-export HOOKSERVER_TEST_POSTGRES_CTL="$PG_BIN/pg_ctl -D $PG_DIR/data"
+export HOOKSERVER_TEST_POSTGRES_CTL="$PG_BIN/pg_ctl -D $PG_DIR/data -l $PG_DIR/server.log"
 export HOOKSERVER_TEST_POSTGRES_USER="$PG_USER"
 echo "postgres.sh: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (data in $PG_DIR)" >&2
 

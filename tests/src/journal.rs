@@ -206,3 +206,29 @@ pub fn entry<'a>(
 pub fn all_in(entries: &[JournalEntry], state: DeliveryState) -> bool {
     !entries.is_empty() && entries.iter().all(|e| e.state == state)
 }
+
+/// Runs `pg_ctl ACTION` on the test PostgreSQL (`HOOKSERVER_TEST_POSTGRES_CTL`, as
+/// its owner `HOOKSERVER_TEST_POSTGRES_USER`, both set by `scripts/postgres.sh`).
+/// `None` when the tests were given a server of someone else's (no way to stop it).
+pub fn postgres_ctl(action: &str) -> Option<()> {
+    let ctl = std::env::var("HOOKSERVER_TEST_POSTGRES_CTL").ok()?;
+    let command = format!("{ctl} -w -t 60 {action}");
+    let mut run = match std::env::var("HOOKSERVER_TEST_POSTGRES_USER") {
+        Ok(user) if std::env::var("USER").ok().as_deref() != Some(user.as_str()) => {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", &user, "--", "sh", "-c", &command]);
+            c
+        }
+        _ => {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", &command]);
+            c
+        }
+    };
+    let status = run
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run pg_ctl");
+    assert!(status.success(), "{command}: {status}");
+    Some(())
+}
