@@ -31,7 +31,12 @@ async fn a_database_restart_is_503_during_the_gap_then_recovers_by_itself() {
         );
         return;
     }
-    let hooks = Hooks::new(config().journal(&journal.url)).on("push", ok);
+    let hooks = Hooks::new(
+        config()
+            .journal(&journal.url)
+            .handler_timeout(Duration::from_secs(1)),
+    )
+    .on("push", ok);
     let handle = hooks.journal().expect("journal");
     let server = TestServer::hooks(hooks).await;
     let url = server.url();
@@ -105,7 +110,10 @@ async fn a_database_restart_is_503_during_the_gap_then_recovers_by_itself() {
         .filter(|(_, (s, t))| *s != 202 && !(*s == 503 && t == "Journal unavailable"))
         .collect();
     assert!(other.is_empty(), "unexpected answers: {other:?}");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // An attempt whose `done` could not be written during the gap is written once the
+    // database is back (the write is retried), or at worst run again when its lease
+    // (1 s + 30 s) runs out: within a minute either way.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let rows = loop {
         let rows = handle.list(ListFilter::new()).await.expect("list");
         let done: HashMap<_, _> = rows.iter().map(|e| (e.guid.clone(), e.state)).collect();

@@ -32,6 +32,11 @@ const POLL: Duration = Duration::from_secs(2);
 const CLAIM_BATCH: usize = 32;
 /// Rows deleted per retention transaction: small enough never to hold up inserts.
 const RETENTION_BATCH: usize = 500;
+/// How long the end of an attempt is tried again when its write fails.
+const FINISH_RETRY_FOR: Duration = Duration::from_secs(20);
+/// The first pause between those tries; it doubles up to the next.
+const FINISH_RETRY_FIRST: Duration = Duration::from_millis(200);
+const FINISH_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
 /// After a failed claim, wait this long before the next.
 const CLAIM_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -134,8 +139,30 @@ impl Control {
             id: claimed.id,
             attempts: claimed.attempts,
         };
-        if let Err(e) = self.store.finish(claim, finish, attempt, now).await {
-            self.warnings.warn("journal write failed", e);
+        // A failed write is tried again for a while (the database restarting, a
+        // connection lost): the handler has run, and a row left claimed would run it
+        // again when its lease runs out. The lease has at least LEASE_MARGIN left here
+        // (the handler ended within its timeout), so FINISH_RETRY_FOR stays inside it;
+        // finishing twice is harmless (the second matches no running claim).
+        let give_up = tokio::time::Instant::now() + FINISH_RETRY_FOR;
+        let mut pause = FINISH_RETRY_FIRST;
+        loop {
+            match self
+                .store
+                .finish(claim, finish.clone(), attempt.clone(), now)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() + pause < give_up => {
+                    self.warnings.warn("journal write failed; retrying", e);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(FINISH_RETRY_MAX_PAUSE);
+                }
+                Err(e) => {
+                    self.warnings.warn("journal write failed", e);
+                    break;
+                }
+            }
         }
         {
             let mut running = self.running_set();
