@@ -278,9 +278,8 @@ impl fmt::Debug for Journal {
 
 impl Journal {
     /// Opens the journal at `url` (`sqlite:PATH` or `postgres://...`), creating or
-    /// migrating it if needed. Blocking (it waits for PostgreSQL's answer, at most a
-    /// few seconds):
-    /// call it at start-up. Deliveries replayed through it are picked up by the
+    /// migrating it if needed. Blocking (for PostgreSQL, until the database answers,
+    /// 20 s at most): call it at start-up. Deliveries replayed through it are picked up by the
     /// server writing the journal within its poll interval (a second or two).
     pub fn open(url: &str) -> Result<Self, JournalError> {
         let store = settings::Engine::parse(url)
