@@ -36,7 +36,8 @@ use workers::Control;
 pub enum DeliveryState {
     /// Waiting for a worker: new, or due for a retry at `next_attempt_at`.
     Queued,
-    /// A handler is running it (or was, in a process that died: the lease tells).
+    /// Claimed by a process: its handler is running, or about to as soon as a worker
+    /// is free (or was, in a process that died: the lease tells).
     Running,
     /// Finished: the handler answered with anything but a `5xx`.
     Done,

@@ -9,7 +9,7 @@ use crate::{
     delivery::Delivery,
     journal::{
         Ack, Journal,
-        store::{AttemptRecord, ClaimId, Claimed, EntryId, Finish, Inserted, NewEntry},
+        store::{AttemptRecord, Claim, Claimed, EntryId, Finish, Inserted, NewEntry},
         stored, time,
         workers::{self, ClaimedRow, Control},
     },
@@ -310,27 +310,46 @@ where
             Prepared::Ready(future) => Some(future),
         };
         let ack = journal.settings.ack;
-        // In `journal` mode the first attempt runs here, with the future already
-        // extracted (the payload parsed once), when a worker slot is free; otherwise
-        // the workers pick the row up. In `handler` mode it runs in the request.
-        let permit = match (&future, ack) {
-            (Some(_), Ack::Journal) => journal.try_permit(),
+        // In `journal` mode the first attempt runs in this process, on the future
+        // already extracted (the payload parsed once), as soon as a worker is free,
+        // when there is room to keep it in memory until then; otherwise the row
+        // waits in the journal for a worker. In `handler` mode it runs in the request.
+        let reservation = match (&future, ack) {
+            (Some(_), Ack::Journal) => journal.try_reserve(delivery.body().len()),
             _ => None,
         };
-        let claim = future.is_some() && (permit.is_some() || ack == Ack::Handler);
+        let claim = future.is_some() && (reservation.is_some() || ack == Ack::Handler);
+        // The lease starts now (`new_entry` reads the clock for it).
+        let claimed = Instant::now();
         let entry = new_entry(delivery, journal, future.is_some(), claim);
-        let inserted =
-            match tokio::time::timeout(JOURNAL_WRITE_TIMEOUT, journal.store.insert(entry)).await {
-                Ok(Ok(inserted)) => inserted,
-                Ok(Err(e)) => return Rejection::JournalUnavailable(e.to_string()).into_response(),
-                Err(_) => {
-                    return Rejection::JournalUnavailable(format!(
-                        "no answer from the journal within {} s",
-                        JOURNAL_WRITE_TIMEOUT.as_secs()
-                    ))
-                    .into_response();
-                }
-            };
+        let store = Arc::clone(&journal.store);
+        let mut insert = Box::pin(async move { store.insert(entry).await });
+        let inserted = tokio::select! {
+            inserted = &mut insert => inserted,
+            () = tokio::time::sleep(JOURNAL_WRITE_TIMEOUT) => {
+                // The write may still land: a claim it makes would then be nobody's
+                // until its lease ran out, so it goes back to the queue at once.
+                let journal = Arc::clone(journal);
+                tokio::spawn(async move {
+                    if let Ok(
+                        Inserted::New { id, claimed: true }
+                        | Inserted::QueuedAgain { id, claimed: true },
+                    ) = insert.await
+                    {
+                        journal.give_back(Claim { id, attempt: 1 }).await;
+                    }
+                });
+                return Rejection::JournalUnavailable(format!(
+                    "no answer from the journal within {} s",
+                    JOURNAL_WRITE_TIMEOUT.as_secs()
+                ))
+                .into_response();
+            }
+        };
+        let inserted = match inserted {
+            Ok(inserted) => inserted,
+            Err(e) => return Rejection::JournalUnavailable(e.to_string()).into_response(),
+        };
         let (id, again) = match inserted {
             Inserted::Unhandled => return hook_not_used(),
             Inserted::Duplicate => return receipt(StatusCode::OK, "Duplicate delivery"),
@@ -360,7 +379,7 @@ where
         let (Some(id), Some(future)) = (id, future) else {
             return queued();
         };
-        journal.started(ClaimId { id, attempts: 1 });
+        journal.started(Claim { id, attempt: 1 });
         let row = OwnedRow {
             id,
             guid: delivery.guid().to_owned(),
@@ -373,7 +392,7 @@ where
                 let response = self.run_handler(future).await;
                 let record = attempt_record(&response, None, started);
                 let finish = journal.decide(response.status().as_u16(), 1, time::now());
-                journal.finish(&row.borrow(), finish, record).await;
+                journal.finish(&row.borrow(), finish, record, None).await;
                 response
             }
             Ack::Journal => {
@@ -382,13 +401,30 @@ where
                 let span = tracing::Span::current();
                 tokio::spawn(
                     async move {
-                        let _permit = permit;
+                        let _reservation = reservation;
+                        let Some(permit) = journal.worker_permit().await else {
+                            // Shutting down: the next start runs it.
+                            journal.give_back(row.borrow().claim()).await;
+                            return;
+                        };
+                        // The claim's lease must outlast the handler: after a long
+                        // wait for a worker, the row goes back to the queue (and is
+                        // read back from the journal) rather than risk a second run
+                        // by whoever claims it when the lease runs out.
+                        if claimed.elapsed() + timeout + LEASE_SAFETY > journal.lease {
+                            drop(permit);
+                            journal.give_back(row.borrow().claim()).await;
+                            journal.wake();
+                            return;
+                        }
                         let started = Instant::now();
                         let response = run_guarded(future, timeout).await;
                         let status = response.status().as_u16();
                         let record = attempt_record_read(response, started).await;
                         let finish = journal.decide(status, 1, time::now());
-                        journal.finish(&row.borrow(), finish, record).await;
+                        journal
+                            .finish(&row.borrow(), finish, record, Some(permit))
+                            .await;
                     }
                     .instrument(span),
                 );
@@ -405,7 +441,6 @@ where
         claimed: Claimed,
         permit: OwnedSemaphorePermit,
     ) {
-        let _permit = permit;
         let started = Instant::now();
         let delivery = stored::decode_headers(&claimed.headers).and_then(|headers| {
             let ip = claimed.client_ip.as_deref().and_then(|ip| ip.parse().ok());
@@ -425,7 +460,9 @@ where
                     error: Some(format!("stored delivery unreadable: {why}")),
                     duration_ms: 0,
                 };
-                journal.finish(&row.borrow(), Finish::Dead, record).await;
+                journal
+                    .finish(&row.borrow(), Finish::Dead, record, Some(permit))
+                    .await;
                 return;
             }
         };
@@ -445,7 +482,7 @@ where
                     duration_ms: 0,
                 };
                 journal
-                    .finish(&row.borrow(), Finish::Unhandled, record)
+                    .finish(&row.borrow(), Finish::Unhandled, record, Some(permit))
                     .await;
                 return;
             }
@@ -456,7 +493,7 @@ where
         let record = attempt_record_read(response, started).await;
         let finish = journal.decide(status, claimed.attempts, time::now());
         journal
-            .finish(&row.borrow(), finish, record)
+            .finish(&row.borrow(), finish, record, Some(permit))
             .instrument(span)
             .await;
     }
@@ -475,6 +512,10 @@ enum Prepared {
 /// How long the pipeline waits for the journal to record a delivery before it
 /// answers `503`: half of GitHub's 10 s delivery timeout.
 const JOURNAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much of a lease must be left, beyond the handler timeout, for a first attempt
+/// that waited for a worker to still run on its claim.
+const LEASE_SAFETY: Duration = Duration::from_secs(5);
 
 /// The longest error text kept from a failed attempt's body.
 const ERROR_TEXT_LIMIT: usize = 1024;

@@ -392,13 +392,15 @@ async fn workers_bound_how_many_handlers_run_at_once() {
                 post(&server.url(), "push", &guid(n), None, br#"{"hold":true}"#).await;
             assert_eq!(status, 202);
         }
-        wait_for(&handle, SETTLE, "two running", |e| {
-            e.iter()
-                .filter(|e| e.state == DeliveryState::Running)
-                .count()
-                == 2
+        // Every one is claimed (run or about to be), two run.
+        wait_for(&handle, SETTLE, "six claimed", |e| {
+            e.len() == 6 && all_in(e, DeliveryState::Running)
         })
         .await;
+        let deadline = Instant::now() + SETTLE;
+        while probe.running.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(probe.running.load(Ordering::SeqCst), 2);
         probe.open_gate();

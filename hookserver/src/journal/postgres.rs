@@ -23,7 +23,7 @@ use super::{
     DeliveryState, JournalEntry, JournalError, JournalStats, ListFilter, ReplayOutcome,
     StoredDelivery,
     settings::redact,
-    store::{AttemptRecord, ClaimId, Claimed, Claims, Finish, Inserted, NewEntry, Store},
+    store::{AttemptRecord, Claim, Claimed, Claims, Finish, Inserted, NewEntry, Store},
     stored, time,
 };
 use bytes::Bytes;
@@ -886,7 +886,7 @@ async fn claim(
 
 async fn finish(
     shared: &Shared,
-    claim: ClaimId,
+    claim: Claim,
     finish: Finish,
     attempt: AttemptRecord,
     now: i64,
@@ -917,16 +917,16 @@ async fn finish(
                 &attempt.status.map(i32::from),
                 &error,
                 &duration,
-                &int(claim.attempts),
+                &int(claim.attempt),
             ],
         )
         .await;
     conn.done(result).map(drop)
 }
 
-async fn release(shared: &Shared, claims: Vec<ClaimId>, now: i64) -> Result<(), JournalError> {
+async fn release(shared: &Shared, claims: Vec<Claim>, now: i64) -> Result<(), JournalError> {
     let ids: Vec<i64> = claims.iter().map(|c| c.id).collect();
-    let attempts: Vec<i32> = claims.iter().map(|c| int(c.attempts)).collect();
+    let attempts: Vec<i32> = claims.iter().map(|c| int(c.attempt)).collect();
     let mut conn = shared.conn().await?;
     let client = conn.client()?;
     let result = async {
@@ -1168,7 +1168,7 @@ impl Store for PostgresStore {
 
     fn finish(
         &self,
-        claim: ClaimId,
+        claim: Claim,
         finish_as: Finish,
         attempt: AttemptRecord,
         now: i64,
@@ -1179,7 +1179,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn release(&self, claims: Vec<ClaimId>, now: i64) -> BoxFuture<'_, Result<(), JournalError>> {
+    fn release(&self, claims: Vec<Claim>, now: i64) -> BoxFuture<'_, Result<(), JournalError>> {
         let shared = Arc::clone(&self.shared);
         self.run(
             WRITE_TIMEOUT,

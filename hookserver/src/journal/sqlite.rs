@@ -10,7 +10,7 @@
 use super::{
     DeliveryState, JournalEntry, JournalError, JournalStats, ListFilter, ReplayOutcome,
     StoredDelivery,
-    store::{AttemptRecord, ClaimId, Claimed, Claims, EntryId, Finish, Inserted, NewEntry, Store},
+    store::{AttemptRecord, Claim, Claimed, Claims, EntryId, Finish, Inserted, NewEntry, Store},
     stored, time,
 };
 use bytes::Bytes;
@@ -31,6 +31,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(4);
 /// At most this many commands share one transaction.
 const MAX_BATCH: usize = 1024;
 
+/// Two tables: `deliveries`, the small row that changes (state, attempts, lease,
+/// outcome), many to a page, so the updates of a batch share their pages; and
+/// `delivery_bodies`, written once and never updated, so a finish rewrites a few
+/// hundred bytes, not the body's page.
 const MIGRATION_1: &str = "
 CREATE TABLE deliveries (
     id INTEGER PRIMARY KEY,
@@ -40,8 +44,6 @@ CREATE TABLE deliveries (
     action TEXT,
     received_at INTEGER NOT NULL,
     client_ip TEXT,
-    headers BLOB NOT NULL,
-    body BLOB NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
@@ -49,17 +51,27 @@ CREATE TABLE deliveries (
     last_status INTEGER,
     last_error TEXT,
     last_duration_ms INTEGER,
-    finished_at INTEGER,
-    UNIQUE (hook_id, guid)
+    finished_at INTEGER
 );
-CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+CREATE UNIQUE INDEX deliveries_key ON deliveries (guid, hook_id);
+CREATE INDEX deliveries_queued ON deliveries (next_attempt_at) WHERE state = 'queued';
+CREATE INDEX deliveries_running ON deliveries (lease_until) WHERE state = 'running';
 CREATE INDEX deliveries_finished ON deliveries (finished_at) WHERE finished_at IS NOT NULL;
-CREATE INDEX deliveries_received ON deliveries (received_at);
+CREATE TABLE delivery_bodies (
+    id INTEGER PRIMARY KEY REFERENCES deliveries (id) ON DELETE CASCADE,
+    headers BLOB NOT NULL,
+    body BLOB NOT NULL
+);
 CREATE TABLE journal_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
-/// Pending states: what `MAX_PENDING` counts.
-const PENDING: &str = "state IN ('queued', 'running')";
+/// Rows queued or running: what `MAX_PENDING` counts (each half served by its
+/// partial index).
+const COUNT_PENDING: &str = "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'queued') \
+     + (SELECT COUNT(*) FROM deliveries WHERE state = 'running')";
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
 
@@ -72,13 +84,13 @@ enum Command {
         reply: Reply<Claims>,
     },
     Finish {
-        claim: ClaimId,
+        claim: Claim,
         finish: Finish,
         attempt: AttemptRecord,
         now: i64,
         reply: Reply<()>,
     },
-    Release(Vec<ClaimId>, i64, Reply<()>),
+    Release(Vec<Claim>, i64, Reply<()>),
     DeleteFinished(i64, usize, Reply<usize>),
     Replay(String, i64, Reply<ReplayOutcome>),
 }
@@ -99,11 +111,15 @@ impl SqliteStore {
         configure(&conn).map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
         let pending: i64 = conn
-            .query_row(
-                &format!("SELECT COUNT(*) FROM deliveries WHERE {PENDING}"),
-                [],
-                |r| r.get(0),
-            )
+            .query_row(COUNT_PENDING, [], |r| r.get(0))
+            .map_err(unavailable)?;
+        // The writer never checkpoints (that would stall the deliveries of its
+        // batch); a thread of its own does, passively, beside it.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
+        let checkpointer = Connection::open(path).map_err(unavailable)?;
+        checkpointer
+            .busy_timeout(BUSY_TIMEOUT)
             .map_err(unavailable)?;
         let reader = Connection::open_with_flags(
             path,
@@ -116,10 +132,21 @@ impl SqliteStore {
             conn,
             pending: pending as u64,
         };
+        let (stop_checkpoints, checkpoint_stop) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("hookserver-journal".into())
-            .spawn(move || thread.run(commands))
+            .spawn(move || {
+                thread.run(commands);
+                // Every handle is gone: so is the checkpointer, after a last pass.
+                drop(stop_checkpoints);
+            })
             .map_err(|e| JournalError::Unavailable(format!("cannot start the writer: {e}")))?;
+        std::thread::Builder::new()
+            .name("hookserver-checkpoint".into())
+            .spawn(move || checkpoints(&checkpointer, &checkpoint_stop))
+            .map_err(|e| {
+                JournalError::Unavailable(format!("cannot start the checkpointer: {e}"))
+            })?;
         Ok(Self {
             writer,
             reader: Arc::new(Mutex::new(reader)),
@@ -179,7 +206,28 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
             "the file refuses WAL mode (journal_mode is {mode})"
         )));
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+    // 16 MiB of page cache (SQLite's default is 2 MiB): the dedupe index is keyed by
+    // random GUIDs, so each insert touches a random leaf, and a week of deliveries
+    // keeps most of them here rather than in a read per insert.
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;",
+    )
+}
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`], without
+/// blocking the writer (`PASSIVE`), until the writer stops.
+fn checkpoints(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    loop {
+        let stopped = matches!(
+            stop.recv_timeout(CHECKPOINT_EVERY),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        );
+        // A failed pass (a reader holding an old snapshot) is retried next time.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if stopped {
+            return;
+        }
+    }
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`], one version per transaction.
@@ -336,7 +384,7 @@ fn execute(tx: &Transaction<'_>, pending: &mut u64, command: Command) -> Answer 
             reply,
             finish_row(tx, pending, claim, &finish, &attempt, now),
         ),
-        Command::Release(ids, now, reply) => Answer::Unit(reply, release(tx, &ids, now)),
+        Command::Release(claims, now, reply) => Answer::Unit(reply, release(tx, &claims, now)),
         Command::DeleteFinished(before, limit, reply) => {
             Answer::Count(reply, delete_finished(tx, before, limit))
         }
@@ -345,13 +393,6 @@ fn execute(tx: &Transaction<'_>, pending: &mut u64, command: Command) -> Answer 
 }
 
 fn insert(tx: &Transaction<'_>, pending: &mut u64, entry: &NewEntry) -> rusqlite::Result<Inserted> {
-    let known: Option<(EntryId, String)> = tx
-        .query_row(
-            "SELECT id, state FROM deliveries WHERE hook_id = ?1 AND guid = ?2",
-            params![entry.hook_id, entry.guid],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
     let claimed = entry.claim_until.is_some();
     let state = match (entry.handled, claimed) {
         (false, _) => DeliveryState::Unhandled,
@@ -360,73 +401,94 @@ fn insert(tx: &Transaction<'_>, pending: &mut u64, entry: &NewEntry) -> rusqlite
     };
     let attempts = u32::from(claimed && entry.handled);
     let room = *pending < entry.max_pending;
-    match known {
-        None => {
-            if entry.handled && !room {
-                return Ok(Inserted::TooManyPending);
-            }
-            let finished_at = (!entry.handled).then_some(entry.received_at);
-            tx.prepare_cached(
-                "INSERT INTO deliveries (hook_id, guid, event, action, received_at, client_ip, \
-                 headers, body, state, attempts, next_attempt_at, lease_until, finished_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?5, ?11, ?12)",
-            )?
-            .execute(params![
-                entry.hook_id,
-                entry.guid,
-                entry.event,
-                entry.action,
-                entry.received_at,
-                entry.client_ip,
-                entry.headers,
-                &entry.body[..],
-                state.as_str(),
-                attempts,
-                entry.claim_until,
-                finished_at,
-            ])?;
-            if !entry.handled {
-                return Ok(Inserted::Unhandled);
-            }
-            *pending += 1;
-            Ok(Inserted::New {
-                id: tx.last_insert_rowid(),
-                claimed,
-            })
-        }
-        Some((_, known)) => match DeliveryState::parse(&known) {
-            Some(DeliveryState::Done) => Ok(Inserted::Duplicate),
-            Some(DeliveryState::Queued | DeliveryState::Running) => Ok(Inserted::AlreadyQueued),
-            // Dead, or unhandled when it had no handler: a person asked GitHub to
-            // redeliver it, so it is queued again, from scratch.
-            _ if !entry.handled => Ok(Inserted::Unhandled),
-            _ if !room => Ok(Inserted::TooManyPending),
-            _ => {
-                let id = known_id(tx, entry)?;
-                tx.execute(
-                    "UPDATE deliveries SET state = ?2, attempts = ?3, next_attempt_at = ?4, \
-                     lease_until = ?5, finished_at = NULL WHERE id = ?1",
-                    params![
-                        id,
-                        state.as_str(),
-                        attempts,
-                        entry.received_at,
-                        entry.claim_until
-                    ],
-                )?;
-                *pending += 1;
-                Ok(Inserted::QueuedAgain { id, claimed })
-            }
-        },
+    if entry.handled && !room {
+        // A known delivery is answered as usual (a duplicate costs no room).
+        return Ok(match known_state(tx, entry)? {
+            None => Inserted::TooManyPending,
+            Some((_, known)) => known_outcome(known, entry, false),
+        });
     }
+    // The common case first: a new delivery, one statement per table.
+    let finished_at = (!entry.handled).then_some(entry.received_at);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO deliveries (hook_id, guid, event, action, received_at, client_ip, \
+             state, attempts, next_attempt_at, lease_until, finished_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?5, ?9, ?10) \
+             ON CONFLICT (guid, hook_id) DO NOTHING",
+        )?
+        .execute(params![
+            entry.hook_id,
+            entry.guid,
+            entry.event,
+            entry.action,
+            entry.received_at,
+            entry.client_ip,
+            state.as_str(),
+            attempts,
+            entry.claim_until,
+            finished_at,
+        ])?;
+    if inserted == 1 {
+        let id = tx.last_insert_rowid();
+        tx.prepare_cached("INSERT INTO delivery_bodies (id, headers, body) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, entry.headers, &entry.body[..]])?;
+        if !entry.handled {
+            return Ok(Inserted::Unhandled);
+        }
+        *pending += 1;
+        return Ok(Inserted::New { id, claimed });
+    }
+    let Some((id, known)) = known_state(tx, entry)? else {
+        // The conflict was on this very key, in this transaction: it exists.
+        return Ok(Inserted::AlreadyQueued);
+    };
+    let outcome = known_outcome(known, entry, true);
+    if !matches!(outcome, Inserted::QueuedAgain { .. }) {
+        return Ok(outcome);
+    }
+    // Dead, or unhandled when it had no handler: a person asked GitHub to redeliver
+    // it, so it is queued again, from scratch.
+    tx.prepare_cached(
+        "UPDATE deliveries SET state = ?2, attempts = ?3, next_attempt_at = ?4, \
+         lease_until = ?5, finished_at = NULL WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        state.as_str(),
+        attempts,
+        entry.received_at,
+        entry.claim_until
+    ])?;
+    *pending += 1;
+    Ok(Inserted::QueuedAgain { id, claimed })
 }
 
-fn known_id(tx: &Transaction<'_>, entry: &NewEntry) -> rusqlite::Result<EntryId> {
-    tx.query_row(
-        "SELECT id FROM deliveries WHERE hook_id = ?1 AND guid = ?2",
-        params![entry.hook_id, entry.guid],
-        |r| r.get(0),
-    )
+fn known_state(
+    tx: &Transaction<'_>,
+    entry: &NewEntry,
+) -> rusqlite::Result<Option<(EntryId, Option<DeliveryState>)>> {
+    tx.prepare_cached("SELECT id, state FROM deliveries WHERE guid = ?1 AND hook_id = ?2")?
+        .query_row(params![entry.guid, entry.hook_id], |r| {
+            let state: String = r.get(1)?;
+            Ok((r.get(0)?, DeliveryState::parse(&state)))
+        })
+        .optional()
+}
+
+/// What a delivery already known gets; `QueuedAgain` (its id a placeholder the
+/// caller replaces) when it is to be queued again.
+fn known_outcome(known: Option<DeliveryState>, entry: &NewEntry, room: bool) -> Inserted {
+    match known {
+        Some(DeliveryState::Done) => Inserted::Duplicate,
+        Some(DeliveryState::Queued | DeliveryState::Running) => Inserted::AlreadyQueued,
+        _ if !entry.handled => Inserted::Unhandled,
+        _ if !room => Inserted::TooManyPending,
+        _ => Inserted::QueuedAgain {
+            id: 0,
+            claimed: entry.claim_until.is_some(),
+        },
+    }
 }
 
 fn claim(
@@ -443,18 +505,31 @@ fn claim(
                  UNION ALL \
                  SELECT id FROM deliveries WHERE state = 'running' AND lease_until <= ?1 \
                  LIMIT ?2) \
-             RETURNING id, guid, client_ip, headers, body, attempts",
+             RETURNING id, guid, client_ip, attempts",
         )?
         .query_map(params![now, limit as i64, lease_until], |r| {
-            Ok(Claimed {
-                id: r.get(0)?,
-                guid: r.get(1)?,
-                client_ip: r.get(2)?,
-                headers: r.get(3)?,
-                body: Bytes::from(r.get::<_, Vec<u8>>(4)?),
-                attempts: r.get(5)?,
-            })
+            Ok((r.get::<_, EntryId>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
+        .collect::<rusqlite::Result<Vec<(EntryId, String, Option<String>, u32)>>>()?;
+    let mut body = tx.prepare_cached("SELECT headers, body FROM delivery_bodies WHERE id = ?1")?;
+    let claimed = claimed
+        .into_iter()
+        .map(|(id, guid, client_ip, attempts)| {
+            let (headers, body) = body
+                .query_row([id], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .optional()?
+                .unwrap_or_default();
+            Ok(Claimed {
+                id,
+                guid,
+                client_ip,
+                headers,
+                body: Bytes::from(body),
+                attempts,
+            })
+        })
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let next_due: Option<i64> = tx
         .prepare_cached(
@@ -468,14 +543,14 @@ fn claim(
 }
 
 fn count_pending(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
-    tx.prepare_cached(&format!("SELECT COUNT(*) FROM deliveries WHERE {PENDING}"))?
+    tx.prepare_cached(COUNT_PENDING)?
         .query_row([], |r| r.get(0))
 }
 
 fn finish_row(
     tx: &Transaction<'_>,
     pending: &mut u64,
-    claim: ClaimId,
+    claim: Claim,
     finish: &Finish,
     attempt: &AttemptRecord,
     now: i64,
@@ -486,8 +561,8 @@ fn finish_row(
         Finish::Dead => (DeliveryState::Dead, None, Some(now)),
         Finish::Retry { at } => (DeliveryState::Queued, Some(*at), None),
     };
-    // Only a row still running under this claim is finished: one given back by a
-    // shutdown, or claimed again after its lease ran out, belongs to someone else.
+    // Only a row still running is finished: one given back by a shutdown, or
+    // claimed again after its lease ran out, belongs to someone else now.
     let changed = tx
         .prepare_cached(
             "UPDATE deliveries SET state = ?2, next_attempt_at = COALESCE(?3, next_attempt_at), \
@@ -502,7 +577,7 @@ fn finish_row(
             attempt.status,
             attempt.error,
             attempt.duration_ms as i64,
-            claim.attempts,
+            claim.attempt,
         ])?;
     if changed == 1 && finished_at.is_some() {
         *pending = pending.saturating_sub(1);
@@ -510,13 +585,13 @@ fn finish_row(
     Ok(())
 }
 
-fn release(tx: &Transaction<'_>, claims: &[ClaimId], now: i64) -> rusqlite::Result<()> {
+fn release(tx: &Transaction<'_>, claims: &[Claim], now: i64) -> rusqlite::Result<()> {
     let mut statement = tx.prepare_cached(
         "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, lease_until = NULL \
          WHERE id = ?1 AND state = 'running' AND attempts = ?3",
     )?;
     for claim in claims {
-        statement.execute(params![claim.id, now, claim.attempts])?;
+        statement.execute(params![claim.id, now, claim.attempt])?;
     }
     Ok(())
 }
@@ -537,7 +612,7 @@ fn replay(
     now: i64,
 ) -> rusqlite::Result<ReplayOutcome> {
     let already_queued: usize = tx.query_row(
-        &format!("SELECT COUNT(*) FROM deliveries WHERE guid = ?1 AND {PENDING}"),
+        "SELECT COUNT(*) FROM deliveries WHERE guid = ?1 AND state IN ('queued', 'running')",
         [guid],
         |r| r.get(0),
     )?;
@@ -606,7 +681,7 @@ impl Store for SqliteStore {
 
     fn finish(
         &self,
-        claim: ClaimId,
+        claim: Claim,
         finish: Finish,
         attempt: AttemptRecord,
         now: i64,
@@ -620,7 +695,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn release(&self, claims: Vec<ClaimId>, now: i64) -> BoxFuture<'_, Result<(), JournalError>> {
+    fn release(&self, claims: Vec<Claim>, now: i64) -> BoxFuture<'_, Result<(), JournalError>> {
         self.send(|reply| Command::Release(claims, now, reply))
     }
 
@@ -637,7 +712,7 @@ impl Store for SqliteStore {
             let mut sql = format!(
                 "SELECT {SUMMARY_COLUMNS} FROM deliveries WHERE (?1 IS NULL OR state = ?1) \
                  AND (?2 IS NULL OR event = ?2) AND (?3 IS NULL OR received_at >= ?3) \
-                 AND (?4 IS NULL OR received_at < ?4) ORDER BY received_at DESC, id DESC"
+                 AND (?4 IS NULL OR received_at < ?4) ORDER BY id DESC"
             );
             sql.push_str(" LIMIT ?5");
             let mut statement = conn.prepare(&sql)?;
@@ -658,8 +733,9 @@ impl Store for SqliteStore {
     fn show(&self, guid: String) -> BoxFuture<'_, Result<Vec<StoredDelivery>, JournalError>> {
         self.read(move |conn| {
             let mut statement = conn.prepare(&format!(
-                "SELECT {SUMMARY_COLUMNS}, headers, body, client_ip FROM deliveries \
-                 WHERE guid = ?1 ORDER BY id"
+                "SELECT {SUMMARY_COLUMNS}, b.headers, b.body, d.client_ip \
+                 FROM deliveries d JOIN delivery_bodies b USING (id) \
+                 WHERE d.guid = ?1 ORDER BY id"
             ))?;
             let rows = statement.query_map([guid], |r| {
                 let headers: Vec<u8> = r.get(13)?;
@@ -706,7 +782,7 @@ impl Store for SqliteStore {
             }
             stats.oldest_pending = conn
                 .query_row(
-                    &format!("SELECT MIN(received_at) FROM deliveries WHERE {PENDING}"),
+                    "SELECT MIN(received_at) FROM deliveries WHERE state IN ('queued', 'running')",
                     [],
                     |r| r.get::<_, Option<i64>>(0),
                 )?
@@ -718,5 +794,165 @@ impl Store for SqliteStore {
             )?;
             Ok(stats)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store(tag: &str) -> (SqliteStore, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "hookserver-sqlite-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        (SqliteStore::open(&dir.join("j.db")).unwrap(), dir)
+    }
+
+    fn entry(guid: &str, claim_until: Option<i64>) -> NewEntry {
+        NewEntry {
+            hook_id: "1".into(),
+            guid: guid.into(),
+            event: "push".into(),
+            action: None,
+            received_at: 1_000,
+            client_ip: None,
+            headers: b"x-github-event: push\n".to_vec(),
+            body: Bytes::from_static(b"{}"),
+            handled: true,
+            claim_until,
+            max_pending: 10,
+        }
+    }
+
+    fn record() -> AttemptRecord {
+        AttemptRecord {
+            status: Some(200),
+            error: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_end_of_an_attempt_whose_lease_ran_out_changes_nothing() {
+        let (store, dir) = temp_store("lease");
+        // Claimed by a first attempt whose lease ends at 2,000...
+        let Inserted::New { id, claimed: true } =
+            store.insert(entry("g", Some(2_000))).await.unwrap()
+        else {
+            panic!("not claimed");
+        };
+        // ...not due before then...
+        assert!(
+            store
+                .claim(10, 1_999, 9_000)
+                .await
+                .unwrap()
+                .claimed
+                .is_empty()
+        );
+        // ...then claimed again, as attempt 2, by another worker.
+        let claims = store.claim(10, 2_000, 9_000).await.unwrap();
+        assert_eq!(claims.claimed.len(), 1);
+        assert_eq!((claims.claimed[0].id, claims.claimed[0].attempts), (id, 2));
+        assert_eq!(&claims.claimed[0].body[..], b"{}");
+        // The first attempt ends late: its claim is gone, so is its say.
+        let stale = Claim { id, attempt: 1 };
+        store
+            .finish(stale, Finish::Done, record(), 3_000)
+            .await
+            .unwrap();
+        store.release(vec![stale], 3_000).await.unwrap();
+        let rows = store.list(ListFilter::new()).await.unwrap();
+        assert_eq!(
+            (rows[0].state, rows[0].attempts),
+            (DeliveryState::Running, 2)
+        );
+        // The second attempt's end counts.
+        let current = Claim { id, attempt: 2 };
+        store
+            .finish(current, Finish::Done, record(), 3_000)
+            .await
+            .unwrap();
+        let rows = store.list(ListFilter::new()).await.unwrap();
+        assert_eq!(rows[0].state, DeliveryState::Done);
+        assert_eq!(store.stats().await.unwrap().done, 1);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn pending_rows_are_counted_against_the_limit_and_freed_by_their_end() {
+        let (store, dir) = temp_store("pending");
+        let mut entries = Vec::new();
+        for n in 0..10 {
+            let inserted = store.insert(entry(&format!("g{n}"), None)).await.unwrap();
+            assert!(
+                matches!(inserted, Inserted::New { claimed: false, .. }),
+                "{inserted:?}"
+            );
+            entries.push(inserted);
+        }
+        assert_eq!(
+            store.insert(entry("g10", None)).await.unwrap(),
+            Inserted::TooManyPending
+        );
+        // A known one is still answered as such when the queue is full.
+        assert_eq!(
+            store.insert(entry("g3", None)).await.unwrap(),
+            Inserted::AlreadyQueued
+        );
+        let claims = store.claim(1, 5_000, 9_000).await.unwrap();
+        let claim = Claim {
+            id: claims.claimed[0].id,
+            attempt: 1,
+        };
+        store
+            .finish(claim, Finish::Done, record(), 5_000)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.insert(entry("g10", None)).await.unwrap(),
+            Inserted::New { .. }
+        ));
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_only_finished_rows_older_than_the_cutoff_and_their_bodies() {
+        let (store, dir) = temp_store("retention");
+        let Inserted::New { id, .. } = store.insert(entry("old", Some(9_000))).await.unwrap()
+        else {
+            panic!()
+        };
+        store
+            .finish(Claim { id, attempt: 1 }, Finish::Done, record(), 2_000)
+            .await
+            .unwrap();
+        store.insert(entry("pending", None)).await.unwrap();
+        let mut unhandled = entry("unhandled", None);
+        unhandled.handled = false;
+        unhandled.received_at = 5_000;
+        store.insert(unhandled).await.unwrap();
+        assert_eq!(store.delete_finished(3_000, 10).await.unwrap(), 1);
+        let left: Vec<String> = store
+            .list(ListFilter::new())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.guid)
+            .collect();
+        assert_eq!(left, ["unhandled", "pending"]);
+        assert!(store.show("old".into()).await.unwrap().is_empty());
+        let bodies: i64 = store
+            .read(|c| c.query_row("SELECT COUNT(*) FROM delivery_bodies", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(bodies, 2, "the body went with its row");
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

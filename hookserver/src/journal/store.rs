@@ -13,14 +13,13 @@ use futures_util::future::BoxFuture;
 /// The row id an engine gives a delivery.
 pub(crate) type EntryId = i64;
 
-/// One claim of a row: its id and the attempt number the claim gave it. Attempts
-/// grow with every claim, so the number fences a claim: once a row's lease ran out
-/// and another worker (in this process or another) claimed it again, the first
-/// claim's finish or release no longer matches and changes nothing.
+/// One claim on a row: the row and the attempt it was claimed for. A finish or a
+/// release names its claim, so the end of an attempt whose lease ran out (and whose
+/// row another worker claimed again, with the next attempt number) changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct ClaimId {
+pub(crate) struct Claim {
     pub(crate) id: EntryId,
-    pub(crate) attempts: u32,
+    pub(crate) attempt: u32,
 }
 
 /// What the pipeline asks to record: a delivery that passed every check.
@@ -120,19 +119,19 @@ pub(crate) trait Store: Send + Sync + 'static {
         lease_until: i64,
     ) -> BoxFuture<'_, Result<Claims, JournalError>>;
 
-    /// Records the end of an attempt on a row this process claimed, if the row is
-    /// still running under that claim.
+    /// Records the end of an attempt on a row this process claimed, if the claim
+    /// still holds.
     fn finish(
         &self,
-        claim: ClaimId,
+        claim: Claim,
         finish: Finish,
         attempt: AttemptRecord,
         now: i64,
     ) -> BoxFuture<'_, Result<(), JournalError>>;
 
     /// Gives claimed rows back to the queue, due at `now` (a shutdown that could not
-    /// wait for their handlers), those still running under these claims.
-    fn release(&self, claims: Vec<ClaimId>, now: i64) -> BoxFuture<'_, Result<(), JournalError>>;
+    /// wait for their handlers), where the claims still hold.
+    fn release(&self, claims: Vec<Claim>, now: i64) -> BoxFuture<'_, Result<(), JournalError>>;
 
     /// Deletes at most `limit` finished rows (done, dead, unhandled) finished before
     /// `before`; returns how many went.

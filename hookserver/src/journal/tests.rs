@@ -10,7 +10,7 @@
 use super::{
     DeliveryState, ListFilter, ReplayOutcome,
     settings::Engine,
-    store::{AttemptRecord, ClaimId, Claimed, Finish, Inserted, NewEntry, Store},
+    store::{AttemptRecord, Claim, Claimed, Finish, Inserted, NewEntry, Store},
     workers,
 };
 use bytes::Bytes;
@@ -135,10 +135,10 @@ fn record(status: u16) -> AttemptRecord {
     }
 }
 
-fn claim_of(c: &Claimed) -> ClaimId {
-    ClaimId {
+fn claim_of(c: &Claimed) -> Claim {
+    Claim {
         id: c.id,
-        attempts: c.attempts,
+        attempt: c.attempts,
     }
 }
 
@@ -197,9 +197,9 @@ async fn dedupe_outcomes() {
         let done = Finish::Done;
         let shown = store.show("g-1".into()).await.unwrap();
         for s in &shown {
-            let claim = ClaimId {
+            let claim = Claim {
                 id: s.entry.id,
-                attempts: 1,
+                attempt: 1,
             };
             let finish = if s.entry.hook_id == Some(2) {
                 Finish::Dead

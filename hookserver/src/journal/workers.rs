@@ -5,16 +5,16 @@
 
 use super::{
     JournalError, JournalSettings,
-    store::{AttemptRecord, ClaimId, Claimed, EntryId, Finish, Store},
+    store::{AttemptRecord, Claim, Claimed, EntryId, Finish, Store},
     time,
 };
 use crate::log_limit::RateLimitedWarning;
 use std::{
-    collections::HashMap,
+    collections::HashSet,
     future::Future,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -32,13 +32,19 @@ const POLL: Duration = Duration::from_secs(2);
 const CLAIM_BATCH: usize = 32;
 /// Rows deleted per retention transaction: small enough never to hold up inserts.
 const RETENTION_BATCH: usize = 500;
+/// After a failed claim, wait this long before the next.
+const CLAIM_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// First attempts held in memory, waiting for a worker, at most this many per worker.
+const RESERVATIONS_PER_WORKER: usize = 16;
+/// ...and with bodies of at most this many KiB together (64 MiB); past either, a
+/// delivery waits in the journal instead and a worker reads it back.
+const RESERVED_KIB: usize = 64 * 1024;
+
 /// How long the end of an attempt is tried again when its write fails.
 const FINISH_RETRY_FOR: Duration = Duration::from_secs(20);
 /// The first pause between those tries; it doubles up to the next.
 const FINISH_RETRY_FIRST: Duration = Duration::from_millis(200);
 const FINISH_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
-/// After a failed claim, wait this long before the next.
-const CLAIM_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// What the pipeline and the workers share about one registry's journal.
 pub(crate) struct Control {
@@ -46,11 +52,18 @@ pub(crate) struct Control {
     pub(crate) settings: JournalSettings,
     pub(crate) lease: Duration,
     permits: Arc<Semaphore>,
+    /// First attempts acknowledged and waiting in memory for a worker: counted, and
+    /// their bodies' KiB, so that a burst cannot hold unbounded memory.
+    reservations: Arc<Semaphore>,
+    reserved_kib: Arc<Semaphore>,
     wake: Notify,
     stopping: AtomicBool,
-    /// Rows claimed by this process (with their claim's attempt number), so a
-    /// shutdown can give back the unfinished.
-    running: Mutex<HashMap<EntryId, u32>>,
+    /// Rows claimed by this process, so a shutdown can give back the unfinished.
+    running: Mutex<HashSet<Claim>>,
+    /// Attempts whose handler is over and whose end is being written: a shutdown
+    /// waits for these too, or a restart would run them again.
+    finishing: AtomicUsize,
+    finished: Notify,
     pub(crate) warnings: RateLimitedWarning,
     /// When it was built, in [`generation`]'s count.
     born: u64,
@@ -74,11 +87,17 @@ impl Control {
         Self {
             store,
             permits: Arc::new(Semaphore::new(settings.workers)),
+            reservations: Arc::new(Semaphore::new(
+                settings.workers.saturating_mul(RESERVATIONS_PER_WORKER),
+            )),
+            reserved_kib: Arc::new(Semaphore::new(RESERVED_KIB)),
             settings,
             lease: handler_timeout + LEASE_MARGIN,
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashSet::new()),
+            finishing: AtomicUsize::new(0),
+            finished: Notify::new(),
             warnings: RateLimitedWarning::new(Duration::from_secs(60)),
             born: BUILT.fetch_add(1, Ordering::AcqRel),
         }
@@ -93,20 +112,47 @@ impl Control {
         self.stopping.load(Ordering::Acquire)
     }
 
-    /// A worker slot, if one is free and the journal is not shutting down.
-    pub(crate) fn try_permit(&self) -> Option<OwnedSemaphorePermit> {
+    /// Room to keep a first attempt of `body_len` bytes in memory until a worker
+    /// takes it; `None` when the journal is shutting down or the room is taken.
+    pub(crate) fn try_reserve(&self, body_len: usize) -> Option<Reservation> {
         if self.is_stopping() {
             return None;
         }
-        Arc::clone(&self.permits).try_acquire_owned().ok()
+        let kib = u32::try_from(body_len.div_ceil(1024).max(1)).ok()?;
+        let bytes = Arc::clone(&self.reserved_kib)
+            .try_acquire_many_owned(kib)
+            .ok()?;
+        let count = Arc::clone(&self.reservations).try_acquire_owned().ok()?;
+        Some(Reservation {
+            _count: count,
+            _bytes: bytes,
+        })
     }
 
-    /// Notes that this process runs `claim` now.
-    pub(crate) fn started(&self, claim: ClaimId) {
-        self.running_set().insert(claim.id, claim.attempts);
+    /// A worker slot, waiting for one; `None` once the journal is shutting down.
+    pub(crate) async fn worker_permit(&self) -> Option<OwnedSemaphorePermit> {
+        if self.is_stopping() {
+            return None;
+        }
+        let permit = Arc::clone(&self.permits).acquire_owned().await.ok()?;
+        (!self.is_stopping()).then_some(permit)
     }
 
-    fn running_set(&self) -> std::sync::MutexGuard<'_, HashMap<EntryId, u32>> {
+    /// Gives a claimed row this process will not run back to the queue.
+    pub(crate) async fn give_back(&self, claim: Claim) {
+        let _finishing = Finishing::enter(self);
+        self.running_set().remove(&claim);
+        if let Err(e) = self.store.release(vec![claim], time::now()).await {
+            self.warnings.warn("journal write failed", e);
+        }
+    }
+
+    /// Notes that this process runs `id` now.
+    pub(crate) fn started(&self, claim: Claim) {
+        self.running_set().insert(claim);
+    }
+
+    fn running_set(&self) -> std::sync::MutexGuard<'_, HashSet<Claim>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -124,21 +170,23 @@ impl Control {
         }
     }
 
-    /// Records an attempt's end, logging it. The row stays claimed by its lease if
-    /// the write fails: it is then tried again when the lease runs out.
+    /// Records an attempt's end, logging it. The worker slot, if any, is freed
+    /// first: the handler is over, and the write may wait for a commit. A write that
+    /// fails is tried again for up to 20 s; after that the row stays claimed by its
+    /// lease, and is tried again when the lease runs out.
     pub(crate) async fn finish(
         &self,
         claimed: &ClaimedRow<'_>,
         finish: Finish,
         attempt: AttemptRecord,
+        permit: Option<OwnedSemaphorePermit>,
     ) {
+        let _finishing = Finishing::enter(self);
+        drop(permit);
         let now = time::now();
         log_attempt(claimed, &finish, &attempt, self.settings.retry_attempts);
         let retry = matches!(finish, Finish::Retry { .. });
-        let claim = ClaimId {
-            id: claimed.id,
-            attempts: claimed.attempts,
-        };
+        let claim = claimed.claim();
         // A failed write is tried again for a while (the database restarting, a
         // connection lost): the handler has run, and a row left claimed would run it
         // again when its lease runs out. The lease has at least LEASE_MARGIN left here
@@ -164,12 +212,7 @@ impl Control {
                 }
             }
         }
-        {
-            let mut running = self.running_set();
-            if running.get(&claimed.id) == Some(&claimed.attempts) {
-                running.remove(&claimed.id);
-            }
-        }
+        self.running_set().remove(&claim);
         if retry {
             // The dispatcher may be asleep until a later row falls due.
             self.wake();
@@ -185,28 +228,61 @@ impl Control {
         self.wake.notify_waiters();
         self.wake();
         let all = u32::try_from(self.settings.workers).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(grace, self.permits.acquire_many(all)).await;
-        if drained.is_ok() {
-            return;
+        // Held until the end, so that no waiting first attempt starts meanwhile.
+        let deadline = tokio::time::Instant::now() + grace;
+        let drained = tokio::time::timeout_at(deadline, self.permits.acquire_many(all)).await;
+        // Then the ends of the attempts that just finished, still being written.
+        while self.finishing.load(Ordering::Acquire) > 0 {
+            let finished = self.finished.notified();
+            if self.finishing.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, finished).await.is_err() {
+                break;
+            }
         }
-        let unfinished: Vec<ClaimId> = self
-            .running_set()
-            .drain()
-            .map(|(id, attempts)| ClaimId { id, attempts })
-            .collect();
+        // With every slot drained, what is left claimed was acknowledged and waiting
+        // for a worker; otherwise it also holds the handlers cut off.
+        let unfinished: Vec<Claim> = self.running_set().drain().collect();
         if unfinished.is_empty() {
             return;
         }
-        tracing::warn!(
-            count = unfinished.len(),
-            "handlers still running after the shutdown grace period: their deliveries \
-             go back to the queue for the next start"
-        );
+        if drained.is_err() {
+            tracing::warn!(
+                count = unfinished.len(),
+                "handlers still running after the shutdown grace period: their deliveries \
+                 go back to the queue for the next start"
+            );
+        }
         if let Err(e) = self.store.release(unfinished, time::now()).await {
             tracing::warn!(error = %e, "could not give deliveries back to the queue; \
                  they are claimed again when their lease runs out");
         }
     }
+}
+
+/// Counts an attempt's end being written, for the shutdown to wait on.
+struct Finishing<'a>(&'a Control);
+
+impl<'a> Finishing<'a> {
+    fn enter(control: &'a Control) -> Self {
+        control.finishing.fetch_add(1, Ordering::AcqRel);
+        Self(control)
+    }
+}
+
+impl Drop for Finishing<'_> {
+    fn drop(&mut self) {
+        if self.0.finishing.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.finished.notify_waiters();
+        }
+    }
+}
+
+/// Room held by a first attempt waiting in memory for a worker.
+pub(crate) struct Reservation {
+    _count: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
 }
 
 /// A row being attempted: what the log line and the finish need.
@@ -217,14 +293,27 @@ pub(crate) struct ClaimedRow<'a> {
     pub(crate) attempts: u32,
 }
 
+impl ClaimedRow<'_> {
+    pub(crate) fn claim(&self) -> Claim {
+        Claim {
+            id: self.id,
+            attempt: self.attempts,
+        }
+    }
+}
+
 fn log_attempt(row: &ClaimedRow<'_>, finish: &Finish, attempt: &AttemptRecord, max: u32) {
     let (guid, event, attempt_no) = (row.guid, row.event, row.attempts);
     let status = attempt.status;
     let duration_ms = attempt.duration_ms;
     let error = attempt.error.as_deref();
     match finish {
-        Finish::Done => {
-            tracing::info!(
+        // The delivery's own line ("delivery answered", 202) is at info already: a
+        // first attempt that succeeds adds a line at debug only, so a journaled
+        // delivery costs the log what an unjournaled one does. Recoveries, retries
+        // and dead deliveries are what an operator looks for.
+        Finish::Done if attempt_no == 1 => {
+            tracing::debug!(
                 event,
                 guid,
                 attempt = attempt_no,
@@ -233,6 +322,15 @@ fn log_attempt(row: &ClaimedRow<'_>, finish: &Finish, attempt: &AttemptRecord, m
                 "delivery processed"
             )
         }
+        Finish::Done => tracing::info!(
+            event,
+            guid,
+            attempt = attempt_no,
+            status,
+            duration_ms,
+            "delivery processed after {} failed attempts",
+            attempt_no - 1
+        ),
         Finish::Unhandled => tracing::info!(
             event,
             guid,
@@ -359,9 +457,9 @@ where
         };
         let full = claims.claimed.len() == permits.len();
         for (row, permit) in claims.claimed.into_iter().zip(permits.drain(..)) {
-            control.started(ClaimId {
+            control.started(Claim {
                 id: row.id,
-                attempts: row.attempts,
+                attempt: row.attempts,
             });
             tokio::spawn(run(row, permit));
         }
