@@ -4,14 +4,18 @@
 //! - `settings`: what [`Config::journal`](crate::Config::journal) and the
 //!   `HOOKSERVER_JOURNAL*` variables hold, checked here;
 //! - `store`: the storage trait both engines implement; `sqlite`: the embedded one;
+//!   `postgres`: the shared one, for several instances;
 //! - `stored`: what of a delivery is stored, and reading it back;
 //! - `workers`: claiming rows, retry policy, retention, shutdown;
 //! - this file: the public handle [`Journal`] and the records it returns.
 
+mod postgres;
 mod settings;
 mod sqlite;
 pub(crate) mod store;
 pub(crate) mod stored;
+#[cfg(test)]
+mod tests;
 pub(crate) mod workers;
 
 pub use settings::Ack;
@@ -240,6 +244,9 @@ impl JournalError {
     }
 }
 
+/// The workers a journal opened on its own (a tool's) sizes its connections for.
+const OPEN_WORKERS: usize = 2;
+
 /// A handle on a journal: list, show and replay deliveries, and count them.
 ///
 /// Get the one a registry writes to with [`Hooks::journal`](crate::Hooks::journal),
@@ -271,17 +278,18 @@ impl fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// Opens the journal at `url` (`sqlite:PATH`), creating it if missing. Blocking:
-    /// call it at start-up. Deliveries replayed through it are picked up by the
+    /// Opens the journal at `url` (`sqlite:PATH` or `postgres://...`), creating or
+    /// migrating it if needed. Blocking (for PostgreSQL, until the database answers,
+    /// 20 s at most): call it at start-up. Deliveries replayed through it are picked up by the
     /// server writing the journal within its poll interval (a second or two).
     pub fn open(url: &str) -> Result<Self, JournalError> {
         let store = settings::Engine::parse(url)
             .map_err(JournalError::BadUrl)?
-            .open()?;
+            .open(OPEN_WORKERS)?;
         Ok(Self {
             store,
             control: None,
-            url: url.into(),
+            url: settings::redact(url).into(),
         })
     }
 
@@ -289,7 +297,7 @@ impl Journal {
         Self {
             store,
             control: Some(control),
-            url: url.into(),
+            url: settings::redact(url).into(),
         }
     }
 

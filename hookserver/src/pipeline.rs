@@ -66,10 +66,13 @@ impl Parts {
             Some(engine) => {
                 // Opening the journal (creating or migrating it) is the one blocking
                 // step, and it happens here, once, at start-up.
-                let store = engine.open().map_err(|e| ConfigError::Startup {
-                    what: "the journal",
-                    why: e.to_string(),
-                })?;
+                let store =
+                    engine
+                        .open(config.journal.workers)
+                        .map_err(|e| ConfigError::Startup {
+                            what: "the journal",
+                            why: e.to_string(),
+                        })?;
                 let control = Arc::new(Control::new(
                     Arc::clone(&store),
                     config.journal.clone(),

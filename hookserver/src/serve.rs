@@ -207,6 +207,9 @@ impl Server {
         app: axum::Router,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
+        // The journals this server stops at its end: those built before it started
+        // (a journal built later belongs to another server of the runtime).
+        let journals_before = crate::journal::workers::generation();
         let builder = Arc::new(self.builder());
         let registry = Registry::new(self.max_connections);
         let warnings = Arc::new(RateLimitedWarning::new(WARNING_INTERVAL));
@@ -272,7 +275,7 @@ impl Server {
         };
         tokio::join!(
             connections,
-            crate::journal::workers::shutdown_runtime(self.shutdown_grace)
+            crate::journal::workers::shutdown_runtime(self.shutdown_grace, journals_before)
         );
         Ok(())
     }

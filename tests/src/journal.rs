@@ -59,10 +59,73 @@ impl TestJournal {
     }
 }
 
+/// The PostgreSQL server of the tests (`HOOKSERVER_TEST_POSTGRES`, set by
+/// `scripts/postgres.sh`). Without it: `None` with a printed notice, or a panic
+/// when `CI=true` (CI never skips the PostgreSQL tests silently).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("HOOKSERVER_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but HOOKSERVER_TEST_POSTGRES is not set: run scripts/test.sh")
+        }
+        _ => {
+            eprintln!(
+                "NOTICE: PostgreSQL tests skipped: HOOKSERVER_TEST_POSTGRES is not set \
+                 (scripts/test.sh starts a server and sets it)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh PostgreSQL journal: a schema of its own in the test database, made the
+/// search path by the URL's `options`. `None` as [`postgres_url`] says.
+pub fn postgres() -> Option<TestJournal> {
+    let base = postgres_url()?;
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let schema = format!(
+        "hookserver_test_{}_{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    );
+    run_sql(&base, &format!("CREATE SCHEMA {schema}"));
+    let join = if base.contains('?') { '&' } else { '?' };
+    Some(TestJournal {
+        url: format!("{base}{join}options=-csearch_path%3D{schema}"),
+        engine: "postgres",
+        dir: None,
+    })
+}
+
+/// Runs `sql` on the database at `url`, from a thread of its own (callable from
+/// sync code and from inside a runtime alike).
+pub fn run_sql(url: &str, sql: &str) {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test PostgreSQL");
+            let driver = tokio::spawn(connection);
+            client.batch_execute(&sql).await.expect(&sql);
+            drop(client);
+            let _ = driver.await;
+        })
+    })
+    .join()
+    .expect("run_sql");
+}
+
 /// One fresh journal per engine the semantics tests run against: the same test
 /// body runs on each.
 pub fn journals() -> Vec<TestJournal> {
-    vec![sqlite()]
+    let mut all = vec![sqlite()];
+    all.extend(postgres());
+    all
 }
 
 /// A signed JSON delivery with its own GUID and hook id.
@@ -142,4 +205,30 @@ pub fn entry<'a>(
 /// Whether every entry is in `state`.
 pub fn all_in(entries: &[JournalEntry], state: DeliveryState) -> bool {
     !entries.is_empty() && entries.iter().all(|e| e.state == state)
+}
+
+/// Runs `pg_ctl ACTION` on the test PostgreSQL (`HOOKSERVER_TEST_POSTGRES_CTL`, as
+/// its owner `HOOKSERVER_TEST_POSTGRES_USER`, both set by `scripts/postgres.sh`).
+/// `None` when the tests were given a server of someone else's (no way to stop it).
+pub fn postgres_ctl(action: &str) -> Option<()> {
+    let ctl = std::env::var("HOOKSERVER_TEST_POSTGRES_CTL").ok()?;
+    let command = format!("{ctl} -w -t 60 {action}");
+    let mut run = match std::env::var("HOOKSERVER_TEST_POSTGRES_USER") {
+        Ok(user) if std::env::var("USER").ok().as_deref() != Some(user.as_str()) => {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", &user, "--", "sh", "-c", &command]);
+            c
+        }
+        _ => {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", &command]);
+            c
+        }
+    };
+    let status = run
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run pg_ctl");
+    assert!(status.success(), "{command}: {status}");
+    Some(())
 }

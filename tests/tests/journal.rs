@@ -755,6 +755,22 @@ fn a_journal_that_cannot_be_opened_is_a_start_up_error() {
         .to_string();
     assert!(err.contains("cannot open"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
+    // A PostgreSQL nobody answers for: the same start-up error, without the password.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("postgres://hook:hunter2@127.0.0.1:{port}/journal");
+    let err = Hooks::try_new(config().journal(url))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("cannot build the journal:"), "{err}");
+    assert!(
+        err.contains("hook:***@127.0.0.1") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    let debug = format!("{:?}", config().journal("postgres://hook:hunter2@db/j"));
+    assert!(!debug.contains("hunter2"), "{debug}");
 }
 
 #[test]
@@ -771,7 +787,11 @@ fn journal_settings_from_the_environment() {
     assert!(from(&[("HOOKSERVER_JOURNAL", "off")]).is_ok());
     for (name, value) in [
         ("HOOKSERVER_JOURNAL", "hookserver.db"),
-        ("HOOKSERVER_JOURNAL", "postgres://u:hunter2@db/x"),
+        (
+            "HOOKSERVER_JOURNAL",
+            "postgres://u:hunter2@db/x?sslmode=sometimes",
+        ),
+        ("HOOKSERVER_JOURNAL", "postgresql://u:hunter2@db:port/x"),
         ("HOOKSERVER_ACK", "later"),
         ("HOOKSERVER_WORKERS", "0"),
         ("HOOKSERVER_RETRY_ATTEMPTS", "none"),

@@ -1,7 +1,12 @@
 //! The journal's settings: which engine, when to acknowledge, how many workers, how
 //! to retry, how long to keep finished deliveries, how many may wait.
 
-use super::{JournalError, sqlite::SqliteStore, store::Store};
+use super::{
+    JournalError,
+    postgres::{PgUrl, PostgresStore},
+    sqlite::SqliteStore,
+    store::Store,
+};
 use crate::config::{ConfigError, Expected, Setting};
 use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
@@ -48,10 +53,13 @@ impl Ack {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Engine {
     Sqlite(PathBuf),
+    /// Debug shows the URL with its password redacted.
+    Postgres(PgUrl),
 }
 
 impl Engine {
-    /// `sqlite:PATH` or `sqlite://PATH`; the error says what is accepted.
+    /// `sqlite:PATH`, `sqlite://PATH`, `postgres://...` or `postgresql://...`; the
+    /// error says what is accepted, and never holds a password.
     pub(crate) fn parse(url: &str) -> Result<Self, String> {
         let url = url.trim();
         if let Some(path) = url.strip_prefix("sqlite:") {
@@ -64,28 +72,54 @@ impl Engine {
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(
-                "PostgreSQL journals are not supported by this version: use sqlite:PATH".into(),
-            );
+            return PgUrl::parse(url).map(Self::Postgres);
         }
-        Err(format!("{:?}: a journal URL is sqlite:PATH", redact(url)))
+        Err(format!(
+            "{:?}: a journal URL is sqlite:PATH or postgres://USER:PASSWORD@HOST/DATABASE",
+            redact(url)
+        ))
     }
 
-    pub(crate) fn open(&self) -> Result<Arc<dyn Store>, JournalError> {
+    /// Opens the engine (blocking: at start-up). `workers` sizes PostgreSQL's pool.
+    pub(crate) fn open(&self, workers: usize) -> Result<Arc<dyn Store>, JournalError> {
         match self {
             Self::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
+            Self::Postgres(url) => Ok(Arc::new(PostgresStore::open(url, workers)?)),
         }
     }
 }
 
-/// The URL with any password replaced, for messages.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-                None => url.to_owned(),
-            },
+/// The URL with any password replaced, for messages: the password of the
+/// `user:password@` part, and the value of a `password=` parameter.
+pub(crate) fn redact(url: &str) -> String {
+    let url = redact_userinfo(url);
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url,
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The last `@` before the query ends the user info, even when an unencoded `@`
+    // is in the password.
+    let before_query = rest.split('?').next().unwrap_or(rest);
+    match before_query.rsplit_once('@') {
+        Some((userinfo, _)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[userinfo.len()..]),
             None => url.to_owned(),
         },
         None => url.to_owned(),
@@ -152,10 +186,10 @@ impl JournalSettings {
             .map_err(|why| ConfigError::Invalid {
                 setting: JOURNAL.method,
                 value: redact(url),
-                expected: if why.starts_with("PostgreSQL") {
-                    "sqlite:PATH (PostgreSQL is not supported by this version)"
+                expected: if why.contains("PostgreSQL") {
+                    "postgres://USER:PASSWORD@HOST[:PORT]/DATABASE[?sslmode=require]"
                 } else {
-                    "sqlite:PATH, or off"
+                    "sqlite:PATH, postgres://USER:PASSWORD@HOST/DATABASE, or off"
                 },
             })
     }
@@ -207,8 +241,34 @@ mod tests {
         );
         assert!(Engine::parse("sqlite:").is_err());
         assert!(Engine::parse("hookserver.db").is_err());
-        let pg = Engine::parse("postgres://u:hunter2@db/x").unwrap_err();
-        assert!(!pg.contains("hunter2"), "{pg}");
+        for url in [
+            "postgres://u:hunter2@db/x",
+            "postgresql://u:hunter2@db:5433/x?sslmode=require",
+        ] {
+            let engine = Engine::parse(url).unwrap();
+            assert!(matches!(engine, Engine::Postgres(_)), "{url}");
+            let debug = format!("{engine:?}");
+            assert!(
+                !debug.contains("hunter2") && debug.contains("u:***@db"),
+                "{debug}"
+            );
+        }
+        for bad in [
+            "postgres://u:hunter2@db/x?sslmode=sometimes",
+            "postgres://u:hunter2@db:notaport/x",
+            "postgres://u:hunter2@db/x?nonsense=1",
+        ] {
+            let err = Engine::parse(bad).unwrap_err();
+            assert!(
+                !err.contains("hunter2") && err.contains("PostgreSQL"),
+                "{err}"
+            );
+        }
+        assert_eq!(redact("postgres://u:a@b:c@db/x"), "postgres://u:***@db/x");
+        assert_eq!(
+            redact("postgres://db/x?user=u&password=hunter2"),
+            "postgres://db/x?user=u&password=***"
+        );
         let other = Engine::parse("mysql://u:hunter2@db/x").unwrap_err();
         assert!(
             !other.contains("hunter2") && other.contains("u:***@db"),
@@ -229,6 +289,9 @@ mod tests {
     fn debug_redacts_the_password() {
         let mut s = JournalSettings::new();
         s.set_url("postgres://u:hunter2@db/x");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(s.check().is_ok());
+        s.set_url("postgres://u:hunter2@db/x?password=hunter2&sslmode=bogus");
         assert!(!format!("{s:?}").contains("hunter2"));
         let err = s.check().unwrap_err().to_string();
         assert!(

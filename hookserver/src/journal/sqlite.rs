@@ -348,6 +348,15 @@ impl Answer {
 
 fn execute(tx: &Transaction<'_>, pending: &mut u64, command: Command) -> Answer {
     match command {
+        // The caller gave up while this waited for the lock (the pipeline answered
+        // 503 after 5 s): nobody acknowledged it, so it is not written. A row written
+        // anyway would be processed, and GitHub's redelivery would then be a duplicate.
+        Command::Insert(_, reply) if reply.is_closed() => Answer::Insert(
+            reply,
+            Err(rusqlite::Error::InvalidParameterName(
+                "the caller gave up".into(),
+            )),
+        ),
         Command::Insert(entry, reply) => Answer::Insert(reply, insert(tx, pending, &entry)),
         Command::Claim {
             limit,

@@ -152,4 +152,12 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Counts by state, and the oldest pending delivery.
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>>;
+
+    /// Calls `wake` whenever a row may have become due through another process (a
+    /// delivery queued by another instance, a replay from the command line), for as
+    /// long as the store lives. Engines without such news (SQLite: one writer
+    /// process) leave it to the dispatcher's poll.
+    fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        drop(wake);
+    }
 }

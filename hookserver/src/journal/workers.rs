@@ -14,7 +14,7 @@ use std::{
     future::Future,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -40,6 +40,12 @@ const RESERVATIONS_PER_WORKER: usize = 16;
 /// delivery waits in the journal instead and a worker reads it back.
 const RESERVED_KIB: usize = 64 * 1024;
 
+/// How long the end of an attempt is tried again when its write fails.
+const FINISH_RETRY_FOR: Duration = Duration::from_secs(20);
+/// The first pause between those tries; it doubles up to the next.
+const FINISH_RETRY_FIRST: Duration = Duration::from_millis(200);
+const FINISH_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
+
 /// What the pipeline and the workers share about one registry's journal.
 pub(crate) struct Control {
     pub(crate) store: Arc<dyn Store>,
@@ -59,6 +65,17 @@ pub(crate) struct Control {
     finishing: AtomicUsize,
     finished: Notify,
     pub(crate) warnings: RateLimitedWarning,
+    /// When it was built, in [`generation`]'s count.
+    born: u64,
+}
+
+/// Journals built so far in the process.
+static BUILT: AtomicU64 = AtomicU64::new(0);
+
+/// The count of journals built so far: a server notes it when it starts, and at its
+/// end stops only the journals built before (see [`shutdown_runtime`]).
+pub(crate) fn generation() -> u64 {
+    BUILT.load(Ordering::Acquire)
 }
 
 impl Control {
@@ -82,6 +99,7 @@ impl Control {
             finishing: AtomicUsize::new(0),
             finished: Notify::new(),
             warnings: RateLimitedWarning::new(Duration::from_secs(60)),
+            born: BUILT.fetch_add(1, Ordering::AcqRel),
         }
     }
 
@@ -153,9 +171,9 @@ impl Control {
     }
 
     /// Records an attempt's end, logging it. The worker slot, if any, is freed
-    /// first: the handler is over, and the write may wait for a commit. The row
-    /// stays claimed by its lease if the write fails: it is then tried again when
-    /// the lease runs out.
+    /// first: the handler is over, and the write may wait for a commit. A write that
+    /// fails is tried again for up to 20 s; after that the row stays claimed by its
+    /// lease, and is tried again when the lease runs out.
     pub(crate) async fn finish(
         &self,
         claimed: &ClaimedRow<'_>,
@@ -169,8 +187,30 @@ impl Control {
         log_attempt(claimed, &finish, &attempt, self.settings.retry_attempts);
         let retry = matches!(finish, Finish::Retry { .. });
         let claim = claimed.claim();
-        if let Err(e) = self.store.finish(claim, finish, attempt, now).await {
-            self.warnings.warn("journal write failed", e);
+        // A failed write is tried again for a while (the database restarting, a
+        // connection lost): the handler has run, and a row left claimed would run it
+        // again when its lease runs out. The lease has at least LEASE_MARGIN left here
+        // (the handler ended within its timeout), so FINISH_RETRY_FOR stays inside it;
+        // finishing twice is harmless (the second matches no running claim).
+        let give_up = tokio::time::Instant::now() + FINISH_RETRY_FOR;
+        let mut pause = FINISH_RETRY_FIRST;
+        loop {
+            match self
+                .store
+                .finish(claim, finish.clone(), attempt.clone(), now)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() + pause < give_up => {
+                    self.warnings.warn("journal write failed; retrying", e);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(FINISH_RETRY_MAX_PAUSE);
+                }
+                Err(e) => {
+                    self.warnings.warn("journal write failed", e);
+                    break;
+                }
+            }
         }
         self.running_set().remove(&claim);
         if retry {
@@ -337,10 +377,13 @@ fn register(control: &Arc<Control>) {
     active.push((runtime, Arc::downgrade(control)));
 }
 
-/// Shuts down every journal whose workers run on the current runtime: what
-/// `hookserver::serve` does after its signal. Scoped to the runtime so that servers
-/// in other runtimes of the process (tests) keep theirs.
-pub(crate) async fn shutdown_runtime(grace: Duration) {
+/// Shuts down every journal whose workers run on the current runtime and that was
+/// built before `built_before` (a [`generation`]): what `hookserver::serve` does
+/// after its signal. Scoped to the runtime so that servers in other runtimes of the
+/// process (tests) keep theirs, and to the journals that existed when the server
+/// started, so that a server built after it on the same runtime (the next engine of
+/// a test) keeps its own.
+pub(crate) async fn shutdown_runtime(grace: Duration, built_before: u64) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
@@ -351,6 +394,7 @@ pub(crate) async fn shutdown_runtime(grace: Duration) {
         .iter()
         .filter(|(id, _)| *id == runtime)
         .filter_map(|(_, c)| c.upgrade())
+        .filter(|c| c.born < built_before)
         .collect();
     futures_util::future::join_all(controls.iter().map(|c| c.shutdown(grace))).await;
 }
@@ -363,6 +407,12 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     register(&control);
+    let weak = Arc::downgrade(&control);
+    control.store.watch(Box::new(move || {
+        if let Some(control) = weak.upgrade() {
+            control.wake();
+        }
+    }));
     tokio::spawn(retention(Arc::downgrade(&control)));
     tokio::spawn(dispatch(control, run));
 }
