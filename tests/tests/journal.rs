@@ -132,7 +132,9 @@ fn hooks(
         config()
             .journal(&journal.url)
             .retry_backoff(Duration::from_millis(100))
-            .handler_timeout(Duration::from_secs(1)),
+            // Long enough that a handler held by the test never times out on a busy
+            // machine; the tests of timeouts set 1 s.
+            .handler_timeout(Duration::from_secs(30)),
     );
     Hooks::with_state(config, probe.clone()).on("push", scripted)
 }
@@ -299,7 +301,10 @@ async fn a_handler_that_always_fails_ends_dead_and_a_redelivery_queues_it_again(
 async fn panics_and_timeouts_are_retried_and_other_statuses_are_final() {
     for journal in journals() {
         let probe = Probe::new();
-        let (server, handle) = serve(hooks(&journal, &probe, |c| c)).await;
+        let (server, handle) = serve(hooks(&journal, &probe, |c| {
+            c.handler_timeout(Duration::from_secs(1))
+        }))
+        .await;
         let url = server.url();
         assert_eq!(
             post(&url, "push", &guid(1), None, br#"{"panic_first":true}"#)
@@ -345,7 +350,10 @@ async fn panics_and_timeouts_are_retried_and_other_statuses_are_final() {
 async fn a_panic_and_a_timeout_are_recorded_with_their_reason() {
     for journal in journals() {
         let probe = Probe::new();
-        let (server, handle) = serve(hooks(&journal, &probe, |c| c.retry_attempts(1))).await;
+        let (server, handle) = serve(hooks(&journal, &probe, |c| {
+            c.retry_attempts(1).handler_timeout(Duration::from_secs(1))
+        }))
+        .await;
         let url = server.url();
         assert_eq!(
             post(&url, "push", &guid(1), None, br#"{"panic_first":true}"#)
@@ -729,11 +737,18 @@ async fn a_locked_journal_answers_503_journal_unavailable_in_time_never_2xx() {
     assert!(took < Duration::from_secs(9), "answered after {took:?}");
     release_tx.send(()).unwrap();
     locker.join().unwrap();
-    // Nothing was acknowledged, so nothing needs to be there; once the lock is
-    // gone, the redelivery is taken.
-    assert_eq!(
-        post(&server.url(), "push", &guid(1), None, b"{}").await.0,
-        202
+    // Nothing was acknowledged. The write may still have landed once the lock was
+    // gone (then the redelivery finds it queued, or already processed), or not
+    // (then it is taken now): either way it is processed, once.
+    let (status, _, text) = post(&server.url(), "push", &guid(1), None, b"{}").await;
+    assert!(
+        [
+            (202, "Queued"),
+            (202, "Already queued"),
+            (200, "Duplicate delivery")
+        ]
+        .contains(&(status, text.as_str())),
+        "{status} {text}"
     );
     wait_for(&handle, SETTLE, "done", |e| all_in(e, DeliveryState::Done)).await;
     assert_eq!(probe.runs(&guid(1)), 1);
