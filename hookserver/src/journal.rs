@@ -253,6 +253,7 @@ const OPEN_WORKERS: usize = 2;
 /// or open one on its own (from a tool, another process) with [`Journal::open`].
 ///
 /// ```no_run
+/// # #![allow(dead_code)]
 /// # async fn run() -> Result<(), hookserver::JournalError> {
 /// use hookserver::{DeliveryState, Journal, ListFilter};
 ///
