@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's quick start runs it and CI runs it:
 # starts a throwaway PostgreSQL for the journal's PostgreSQL tests
-# (scripts/postgres.sh; set HOOKSERVER_TEST_POSTGRES to use your own), builds what
-# the process tests start (a release server for the journal's crash test), then
-# runs every test of the workspace. Arguments go to `cargo test`.
+# (scripts/postgres.sh; set HOOKSERVER_TEST_POSTGRES to use your own), then runs
+# every test of the workspace. Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/postgres.sh
-cargo build --release -q -p tests --bin journal-crash-server
 cargo test --workspace "$@"

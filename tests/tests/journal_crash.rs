@@ -1,4 +1,4 @@
-//! The journal's crash test: a release server (`journal-crash-server`) with a SQLite
+//! The journal's crash test: a server (`journal-crash-server`) with a SQLite
 //! journal takes signed deliveries from several senders while it is killed with
 //! SIGKILL at random moments and restarted on the same journal each time. Its
 //! handler appends `GUID GENERATION` to a file for every delivery it processes.
@@ -14,8 +14,8 @@
 //!   delivery whose answer was lost in a kill (a connection error) is processed when
 //!   it was journaled and not at all otherwise: it is not required either way.
 //!
-//! The release binary is built by `bash scripts/test.sh`. Set `CRASH_SEED` to replay
-//! a run's kill schedule (the seed is printed).
+//! Cargo builds the server with the tests. Set `CRASH_SEED` to replay a run's kill
+//! schedule (the seed is printed).
 
 use hookserver::{DeliveryState, Journal, ListFilter};
 use std::{
@@ -77,38 +77,6 @@ impl Rng {
     /// Uniform in `lo..=hi`.
     fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo + 1)
-    }
-}
-
-/// `<target>/release/journal-crash-server`, beside the `debug` directory this test
-/// runs from (`<target>/debug/deps/journal_crash-*`), or under `CARGO_TARGET_DIR`.
-fn server_binary() -> PathBuf {
-    let name = format!("journal-crash-server{}", std::env::consts::EXE_SUFFIX);
-    let exe = std::env::current_exe().expect("the test's own path");
-    let mut candidates = Vec::new();
-    if let Some(profile_dir) = exe.parent().and_then(Path::parent)
-        && let Some(target) = profile_dir.parent()
-    {
-        candidates.push(target.join("release").join(&name));
-    }
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        let path = PathBuf::from(dir).join("release").join(&name);
-        if !candidates.contains(&path) {
-            candidates.push(path);
-        }
-    }
-    match candidates.iter().find(|path| path.is_file()) {
-        Some(path) => path.clone(),
-        None => panic!(
-            "the crash test needs the release server, which is not built (looked for {}): \
-             run `bash scripts/test.sh`, which builds it with \
-             `cargo build --release -p tests --bin journal-crash-server` before the tests",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
     }
 }
 
@@ -364,7 +332,7 @@ fn read_logs(files: &Files, generations: usize) -> (HashSet<String>, Vec<String>
 /// The crash test itself: see the file's documentation.
 #[test]
 fn every_acknowledged_delivery_survives_repeated_kill_9() {
-    let binary = server_binary();
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_journal-crash-server"));
     let tmp = TempDir::new();
     let files = Files {
         binary,
