@@ -64,6 +64,10 @@ pub(crate) struct Control {
     /// waits for these too, or a restart would run them again.
     finishing: AtomicUsize,
     finished: Notify,
+    /// Ends handed on to the store and not yet committed, at most `workers` at once:
+    /// with the `workers` slots, this bounds what a kill can leave processed but not
+    /// marked (so run again after a restart) to twice the worker count.
+    marking: Semaphore,
     pub(crate) warnings: RateLimitedWarning,
     /// When it was built, in [`generation`]'s count.
     born: u64,
@@ -87,6 +91,7 @@ impl Control {
         Self {
             store,
             permits: Arc::new(Semaphore::new(settings.workers)),
+            marking: Semaphore::new(settings.workers),
             reservations: Arc::new(Semaphore::new(
                 settings.workers.saturating_mul(RESERVATIONS_PER_WORKER),
             )),
@@ -171,9 +176,10 @@ impl Control {
     }
 
     /// Records an attempt's end, logging it. The worker slot, if any, is freed
-    /// first: the handler is over, and the write may wait for a commit. A write that
-    /// fails is tried again for up to 20 s; after that the row stays claimed by its
-    /// lease, and is tried again when the lease runs out.
+    /// first: the handler is over, and the write may wait for a commit. (It is freed
+    /// once one of `workers` marking slots is free, so at most `workers` ends wait
+    /// unwritten.) A write that fails is tried again for up to 20 s; after that the
+    /// row stays claimed by its lease, and is tried again when the lease runs out.
     pub(crate) async fn finish(
         &self,
         claimed: &ClaimedRow<'_>,
@@ -182,6 +188,8 @@ impl Control {
         permit: Option<OwnedSemaphorePermit>,
     ) {
         let _finishing = Finishing::enter(self);
+        // Never closed, so this waits for a slot and never fails.
+        let _marking = self.marking.acquire().await.ok();
         drop(permit);
         let now = time::now();
         log_attempt(claimed, &finish, &attempt, self.settings.retry_attempts);
