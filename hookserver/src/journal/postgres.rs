@@ -5,9 +5,10 @@
 //! `UPDATE` of rows picked `FOR UPDATE SKIP LOCKED`, so workers of all instances
 //! claim side by side without waiting for each other, each row under a lease; an
 //! instance that dies leaves leases that run out, and another instance claims those
-//! rows. Inserts go through one writer task per instance that takes every insert
-//! queued while its last transaction committed and runs them in one transaction
-//! (group commit), in key order so that two instances' batches never deadlock.
+//! rows. Inserts and the ends of attempts go through one writer task per instance
+//! that takes every write queued while its last transaction committed and runs them
+//! in one transaction (group commit), pipelined, the inserts in key order so that
+//! two instances' batches never deadlock.
 //! A delivery queued for the workers sends `NOTIFY hookserver_journal` in its
 //! transaction; every instance `LISTEN`s on a connection of its own and wakes its
 //! dispatcher (which also polls, for a notification lost with a connection).
@@ -36,7 +37,9 @@ use std::{
     time::Duration,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, Client, Config, GenericClient, NoTls, Row};
+use tokio_postgres::{
+    AsyncMessage, Client, Config, GenericClient, NoTls, Row, Statement, Transaction,
+};
 
 /// The newest schema version this code knows.
 const SCHEMA_VERSION: i32 = 1;
@@ -244,7 +247,7 @@ fn scrub(mut text: String, secrets: &[String]) -> String {
 /// The PostgreSQL engine's handle.
 pub(crate) struct PostgresStore {
     shared: Arc<Shared>,
-    writer: mpsc::UnboundedSender<Insert>,
+    writer: mpsc::UnboundedSender<Write>,
     handle: tokio::runtime::Handle,
     _runtime: EngineRuntime,
 }
@@ -278,10 +281,36 @@ struct Shared {
     permits: Arc<Semaphore>,
 }
 
+/// A write waiting for the writer.
+enum Write {
+    Insert(Insert),
+    Finish(FinishWrite),
+}
+
 /// An insert waiting for the writer.
 struct Insert {
     entry: NewEntry,
     reply: oneshot::Sender<Result<Inserted, JournalError>>,
+}
+
+/// The end of an attempt, waiting for the writer.
+struct FinishWrite {
+    claim: Claim,
+    finish: Finish,
+    attempt: AttemptRecord,
+    now: i64,
+    reply: oneshot::Sender<Result<(), JournalError>>,
+}
+
+impl Write {
+    /// Whether its caller gave up (the pipeline answered 503 after 5 s): an insert
+    /// nobody acknowledged need not be written. An end is written regardless.
+    fn abandoned(&self) -> bool {
+        match self {
+            Self::Insert(insert) => insert.reply.is_closed(),
+            Self::Finish(_) => false,
+        }
+    }
 }
 
 impl PostgresStore {
@@ -341,6 +370,23 @@ impl PostgresStore {
             writer,
             handle,
             _runtime: runtime,
+        })
+    }
+
+    /// Queues a write for the writer task and waits for its answer.
+    fn send<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(oneshot::Sender<Result<T, JournalError>>) -> Write,
+    ) -> BoxFuture<'static, Result<T, JournalError>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.writer.send(write(reply));
+        Box::pin(async move {
+            sent.map_err(|_| JournalError::Unavailable("the journal writer has stopped".into()))?;
+            answer.await.unwrap_or_else(|_| {
+                Err(JournalError::Unavailable(
+                    "the journal writer has stopped".into(),
+                ))
+            })
         })
     }
 
@@ -571,47 +617,69 @@ fn int(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// The writer task: group commit of the inserts.
-async fn write(shared: Arc<Shared>, mut inserts: mpsc::UnboundedReceiver<Insert>) {
-    while let Some(first) = inserts.recv().await {
+/// The writer task: group commit of the inserts and of the attempts' ends.
+async fn write(shared: Arc<Shared>, mut writes: mpsc::UnboundedReceiver<Write>) {
+    let mut pending = Pending::default();
+    while let Some(first) = writes.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
-            match inserts.try_recv() {
+            match writes.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
-        // A caller that gave up has answered 503: its delivery need not be written.
-        batch.retain(|insert| !insert.reply.is_closed());
-        if batch.is_empty() {
-            continue;
+        batch.retain(|write| !write.abandoned());
+        let (mut inserts, mut finishes) = (Vec::new(), Vec::new());
+        for write in batch {
+            match write {
+                Write::Insert(insert) => inserts.push(insert),
+                Write::Finish(finish) => finishes.push(finish),
+            }
         }
         // One order for every instance's batches: their row locks never cross.
-        batch.sort_by(|a, b| {
+        inserts.sort_by(|a, b| {
             (&a.entry.hook_id, &a.entry.guid).cmp(&(&b.entry.hook_id, &b.entry.guid))
         });
-        let entries: Vec<&NewEntry> = batch.iter().map(|i| &i.entry).collect();
-        match bounded(&shared, insert_batch(&shared, &entries)).await {
+        finishes.sort_by_key(|finish| finish.claim.id);
+        let entries: Vec<&NewEntry> = inserts.iter().map(|i| &i.entry).collect();
+        let ends: Vec<&FinishWrite> = finishes.iter().collect();
+        let written = bounded(&shared, write_batch(&shared, &mut pending, &entries, &ends)).await;
+        match written {
             Ok(results) => {
-                for (insert, result) in batch.into_iter().zip(results) {
+                for (insert, result) in inserts.into_iter().zip(results) {
                     drop(insert.reply.send(Ok(result)));
                 }
+                for finish in finishes {
+                    drop(finish.reply.send(Ok(())));
+                }
             }
-            Err(e) if batch.len() > 1 => {
-                // One bad insert fails its whole transaction: do them one by one,
-                // so that it fails alone.
+            Err(e) if entries.len() + ends.len() > 1 => {
+                // One bad write fails its whole transaction: do them one by one, so
+                // that it fails alone.
                 drop(e);
-                for insert in batch {
-                    let one = bounded(&shared, insert_batch(&shared, &[&insert.entry])).await;
+                for insert in inserts {
+                    let one = bounded(
+                        &shared,
+                        write_batch(&shared, &mut pending, &[&insert.entry], &[]),
+                    )
+                    .await;
                     drop(insert.reply.send(one.and_then(|mut r| {
                         r.pop()
                             .ok_or_else(|| JournalError::Unavailable("no result".into()))
                     })));
                 }
+                for finish in finishes {
+                    let one =
+                        bounded(&shared, write_batch(&shared, &mut pending, &[], &[&finish])).await;
+                    drop(finish.reply.send(one.map(drop)));
+                }
             }
             Err(e) => {
-                for insert in batch {
+                for insert in inserts {
                     drop(insert.reply.send(Err(e.clone())));
+                }
+                for finish in finishes {
+                    drop(finish.reply.send(Err(e.clone())));
                 }
             }
         }
@@ -630,30 +698,137 @@ async fn bounded<T>(
     }
 }
 
-async fn insert_batch(
+/// One transaction: `entries` inserted (their answers, in order), then `ends`
+/// written.
+async fn write_batch(
     shared: &Shared,
+    pending: &mut Pending,
     entries: &[&NewEntry],
+    ends: &[&FinishWrite],
 ) -> Result<Vec<Inserted>, JournalError> {
     let mut conn = shared.conn().await?;
     let client = conn.client()?;
+    let max_pending = entries.first().map_or(u64::MAX, |entry| entry.max_pending);
     let result = async {
         let tx = client.transaction().await?;
         let mut batch = Batch {
-            pending: None,
+            pending: pending.estimate(max_pending),
+            counted: false,
             notify: false,
         };
+        // The common case in one round trip: the leading deliveries that fit under
+        // the limit even if every one is new are inserted pipelined, in the batch's
+        // order. Those that were known, and the rest, take the one-by-one path, in
+        // order too (deadlock-free: a row it locks was committed before this
+        // transaction's inserts waited for anything).
+        let fitting = batch.fitting(&tx, entries).await?;
+        let (insert, finish) =
+            futures_util::future::try_join(tx.prepare(INSERT), tx.prepare(FINISH)).await?;
+        let ids = futures_util::future::try_join_all(
+            entries[..fitting]
+                .iter()
+                .map(|entry| insert_new(&tx, &insert, entry)),
+        )
+        .await?;
         let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            out.push(batch.insert(&tx, entry).await?);
+        for (entry, id) in entries[..fitting].iter().zip(ids) {
+            out.push(match id {
+                Some(id) => batch.inserted(entry, id),
+                None => batch.insert(&tx, &insert, entry).await?,
+            });
         }
+        for entry in &entries[fitting..] {
+            out.push(batch.insert(&tx, &insert, entry).await?);
+        }
+        futures_util::future::try_join_all(ends.iter().map(|end| finish_row(&tx, &finish, end)))
+            .await?;
         if batch.notify {
             tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
         }
         tx.commit().await?;
+        pending.committed(&batch);
         Ok(out)
     }
     .await;
     conn.done(result)
+}
+
+/// The writer's idea of how many rows are queued or running, so that a batch need
+/// not count them: counting costs a scan of two indexes, a batch's largest cost.
+#[derive(Default)]
+struct Pending {
+    /// The last count, plus this instance's new rows since (never less its ends,
+    /// so it only errs high), and when it was counted.
+    known: Option<(u64, std::time::Instant)>,
+}
+
+impl Pending {
+    /// How long a count stands in for one. Only when it is under half the limit:
+    /// a refusal always follows a fresh count, and for other instances' rows to pass
+    /// the limit unseen they would have to add half of it within this time.
+    const FRESH_FOR: Duration = Duration::from_secs(1);
+
+    fn estimate(&self, max_pending: u64) -> Option<u64> {
+        self.known
+            .filter(|(count, at)| *count < max_pending / 2 && at.elapsed() < Self::FRESH_FOR)
+            .map(|(count, _)| count)
+    }
+
+    fn committed(&mut self, batch: &Batch) {
+        self.known = match (batch.pending, batch.counted, self.known) {
+            (Some(count), true, _) => Some((count, std::time::Instant::now())),
+            (Some(count), false, Some((_, at))) => Some((count, at)),
+            _ => self.known,
+        };
+    }
+}
+
+/// A new delivery's row; `RETURNING` nothing when its key is known.
+const INSERT: &str = "INSERT INTO hookserver_deliveries (hook_id, guid, event, action, \
+     received_at, client_ip, headers, body, state, attempts, next_attempt_at, lease_until, \
+     finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $5, $11, $12) \
+     ON CONFLICT (hook_id, guid) DO NOTHING RETURNING id";
+
+/// The state a new row starts in.
+fn new_state(entry: &NewEntry) -> DeliveryState {
+    match (entry.handled, entry.claim_until.is_some()) {
+        (false, _) => DeliveryState::Unhandled,
+        (true, true) => DeliveryState::Running,
+        (true, false) => DeliveryState::Queued,
+    }
+}
+
+/// Inserts `entry` with the prepared [`INSERT`]: its row's id, or `None` when the
+/// key is known.
+async fn insert_new(
+    tx: &Transaction<'_>,
+    insert: &Statement,
+    entry: &NewEntry,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let claimed = entry.claim_until.is_some();
+    let attempts = i32::from(claimed && entry.handled);
+    let finished_at = (!entry.handled).then_some(entry.received_at);
+    let action = entry.action.as_deref().map(text);
+    let row = tx
+        .query_opt(
+            insert,
+            &[
+                &text(&entry.hook_id),
+                &text(&entry.guid),
+                &text(&entry.event),
+                &action,
+                &entry.received_at,
+                &entry.client_ip,
+                &entry.headers,
+                &&entry.body[..],
+                &new_state(entry).as_str(),
+                &attempts,
+                &entry.claim_until,
+                &finished_at,
+            ],
+        )
+        .await?;
+    row.map(|row| row.try_get(0)).transpose()
 }
 
 /// What one insert transaction knows beyond its rows.
@@ -663,6 +838,8 @@ struct Batch {
     /// Other instances' concurrent transactions are not seen: with N instances the
     /// limit may be passed by what their batches add at the same moment.
     pending: Option<u64>,
+    /// Whether this transaction counted them.
+    counted: bool,
     /// Whether a row was queued for the workers: notify them at commit.
     notify: bool,
 }
@@ -677,20 +854,59 @@ impl Batch {
             Some(pending) => pending,
             None => {
                 let limit = i64::try_from(entry.max_pending).unwrap_or(i64::MAX);
+                // One scan per partial index (`state IN (...)` would scan the table).
                 let counted: i64 = tx
                     .query_one(
-                        "SELECT count(*) FROM (SELECT 1 FROM hookserver_deliveries \
-                         WHERE state IN ('queued', 'running') LIMIT $1) AS pending",
+                        "SELECT (SELECT count(*) FROM (SELECT 1 FROM hookserver_deliveries \
+                         WHERE state = 'queued' LIMIT $1) AS queued) \
+                         + (SELECT count(*) FROM (SELECT 1 FROM hookserver_deliveries \
+                         WHERE state = 'running' LIMIT $1) AS running)",
                         &[&limit],
                     )
                     .await?
                     .try_get(0)?;
                 let counted = u64::try_from(counted).unwrap_or(0);
                 self.pending = Some(counted);
+                self.counted = true;
                 counted
             }
         };
         Ok(pending < entry.max_pending)
+    }
+
+    /// How many of `entries`, from the first, fit under the limit even if every
+    /// one is new (an unhandled delivery takes no room).
+    async fn fitting<C: GenericClient>(
+        &mut self,
+        tx: &C,
+        entries: &[&NewEntry],
+    ) -> Result<usize, tokio_postgres::Error> {
+        let Some(handled) = entries.iter().find(|entry| entry.handled) else {
+            return Ok(entries.len());
+        };
+        self.room(tx, handled).await?;
+        let mut pending = self.pending.unwrap_or(0);
+        let mut fitting = 0;
+        for entry in entries {
+            if entry.handled {
+                if pending >= entry.max_pending {
+                    break;
+                }
+                pending += 1;
+            }
+            fitting += 1;
+        }
+        Ok(fitting)
+    }
+
+    /// The answer for a delivery [`insert_new`] wrote as row `id`.
+    fn inserted(&mut self, entry: &NewEntry, id: i64) -> Inserted {
+        if !entry.handled {
+            return Inserted::Unhandled;
+        }
+        let claimed = entry.claim_until.is_some();
+        self.queued(claimed);
+        Inserted::New { id, claimed }
     }
 
     fn queued(&mut self, claimed: bool) {
@@ -701,58 +917,21 @@ impl Batch {
     }
 
     /// The same decisions as the SQLite engine's `insert`.
-    async fn insert<C: GenericClient>(
+    async fn insert(
         &mut self,
-        tx: &C,
+        tx: &Transaction<'_>,
+        insert: &Statement,
         entry: &NewEntry,
     ) -> Result<Inserted, tokio_postgres::Error> {
         let claimed = entry.claim_until.is_some();
-        let state = match (entry.handled, claimed) {
-            (false, _) => DeliveryState::Unhandled,
-            (true, true) => DeliveryState::Running,
-            (true, false) => DeliveryState::Queued,
-        };
+        let state = new_state(entry);
         let attempts = i32::from(claimed && entry.handled);
         let room = !entry.handled || self.room(tx, entry).await?;
-        let action = entry.action.as_deref().map(text);
         // Twice at most: a row deleted by retention between the two statements is
         // inserted anew the second time.
         for _ in 0..2 {
-            if room {
-                let finished_at = (!entry.handled).then_some(entry.received_at);
-                let inserted = tx
-                    .query_opt(
-                        "INSERT INTO hookserver_deliveries (hook_id, guid, event, action, \
-                         received_at, client_ip, headers, body, state, attempts, \
-                         next_attempt_at, lease_until, finished_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $5, $11, $12) \
-                         ON CONFLICT (hook_id, guid) DO NOTHING RETURNING id",
-                        &[
-                            &text(&entry.hook_id),
-                            &text(&entry.guid),
-                            &text(&entry.event),
-                            &action,
-                            &entry.received_at,
-                            &entry.client_ip,
-                            &entry.headers,
-                            &&entry.body[..],
-                            &state.as_str(),
-                            &attempts,
-                            &entry.claim_until,
-                            &finished_at,
-                        ],
-                    )
-                    .await?;
-                if let Some(row) = inserted {
-                    if !entry.handled {
-                        return Ok(Inserted::Unhandled);
-                    }
-                    self.queued(claimed);
-                    return Ok(Inserted::New {
-                        id: row.try_get(0)?,
-                        claimed,
-                    });
-                }
+            if room && let Some(id) = insert_new(tx, insert, entry).await? {
+                return Ok(self.inserted(entry, id));
             }
             let known = tx
                 .query_opt(
@@ -884,44 +1063,42 @@ async fn claim(
     conn.done(result)
 }
 
-async fn finish(
-    shared: &Shared,
-    claim: Claim,
-    finish: Finish,
-    attempt: AttemptRecord,
-    now: i64,
-) -> Result<(), JournalError> {
-    let (state, next_attempt_at, finished_at) = match finish {
-        Finish::Done => (DeliveryState::Done, None, Some(now)),
-        Finish::Unhandled => (DeliveryState::Unhandled, None, Some(now)),
-        Finish::Dead => (DeliveryState::Dead, None, Some(now)),
+/// The end of an attempt. Only a row still running under its claim is finished:
+/// one given back by a shutdown, or claimed again after its lease ran out, belongs
+/// to someone else.
+const FINISH: &str = "UPDATE hookserver_deliveries SET state = $2, \
+     next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL, \
+     finished_at = $4, last_status = $5, last_error = $6, last_duration_ms = $7 \
+     WHERE id = $1 AND state = 'running' AND attempts = $8";
+
+/// Writes `end` with the prepared [`FINISH`].
+async fn finish_row(
+    tx: &Transaction<'_>,
+    finish: &Statement,
+    end: &FinishWrite,
+) -> Result<u64, tokio_postgres::Error> {
+    let (state, next_attempt_at, finished_at) = match end.finish {
+        Finish::Done => (DeliveryState::Done, None, Some(end.now)),
+        Finish::Unhandled => (DeliveryState::Unhandled, None, Some(end.now)),
+        Finish::Dead => (DeliveryState::Dead, None, Some(end.now)),
         Finish::Retry { at } => (DeliveryState::Queued, Some(at), None),
     };
-    let mut conn = shared.conn().await?;
-    let client = conn.client()?;
-    let error = attempt.error.as_deref().map(text);
-    let duration = i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX);
-    // Only a row still running under this claim is finished: one given back by a
-    // shutdown, or claimed again after its lease ran out, belongs to someone else.
-    let result = client
-        .execute(
-            "UPDATE hookserver_deliveries SET state = $2, \
-             next_attempt_at = COALESCE($3, next_attempt_at), lease_until = NULL, \
-             finished_at = $4, last_status = $5, last_error = $6, last_duration_ms = $7 \
-             WHERE id = $1 AND state = 'running' AND attempts = $8",
-            &[
-                &claim.id,
-                &state.as_str(),
-                &next_attempt_at,
-                &finished_at,
-                &attempt.status.map(i32::from),
-                &error,
-                &duration,
-                &int(claim.attempt),
-            ],
-        )
-        .await;
-    conn.done(result).map(drop)
+    let error = end.attempt.error.as_deref().map(text);
+    let duration = i64::try_from(end.attempt.duration_ms).unwrap_or(i64::MAX);
+    tx.execute(
+        finish,
+        &[
+            &end.claim.id,
+            &state.as_str(),
+            &next_attempt_at,
+            &finished_at,
+            &end.attempt.status.map(i32::from),
+            &error,
+            &duration,
+            &int(end.claim.attempt),
+        ],
+    )
+    .await
 }
 
 async fn release(shared: &Shared, claims: Vec<Claim>, now: i64) -> Result<(), JournalError> {
@@ -1142,16 +1319,7 @@ async fn listen(shared: Arc<Shared>, wake: Arc<dyn Fn() + Send + Sync>) {
 
 impl Store for PostgresStore {
     fn insert(&self, entry: NewEntry) -> BoxFuture<'_, Result<Inserted, JournalError>> {
-        let (reply, answer) = oneshot::channel();
-        let sent = self.writer.send(Insert { entry, reply });
-        Box::pin(async move {
-            sent.map_err(|_| JournalError::Unavailable("the journal writer has stopped".into()))?;
-            answer.await.unwrap_or_else(|_| {
-                Err(JournalError::Unavailable(
-                    "the journal writer has stopped".into(),
-                ))
-            })
-        })
+        self.send(|reply| Write::Insert(Insert { entry, reply }))
     }
 
     fn claim(
@@ -1173,9 +1341,14 @@ impl Store for PostgresStore {
         attempt: AttemptRecord,
         now: i64,
     ) -> BoxFuture<'_, Result<(), JournalError>> {
-        let shared = Arc::clone(&self.shared);
-        self.run(WRITE_TIMEOUT, async move {
-            finish(&shared, claim, finish_as, attempt, now).await
+        self.send(|reply| {
+            Write::Finish(FinishWrite {
+                claim,
+                finish: finish_as,
+                attempt,
+                now,
+                reply,
+            })
         })
     }
 

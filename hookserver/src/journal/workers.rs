@@ -40,6 +40,11 @@ const RESERVATIONS_PER_WORKER: usize = 16;
 /// delivery waits in the journal instead and a worker reads it back.
 const RESERVED_KIB: usize = 64 * 1024;
 
+/// Ends of attempts waiting for their commit, per worker. A worker frees its slot
+/// once its end is handed on, so ends pile up for one commit: enough room for the
+/// attempts of a commit's time at full speed (a few ms), not for an unbounded pile.
+pub(crate) const MARKS_PER_WORKER: usize = 8;
+
 /// How long the end of an attempt is tried again when its write fails.
 const FINISH_RETRY_FOR: Duration = Duration::from_secs(20);
 /// The first pause between those tries; it doubles up to the next.
@@ -64,9 +69,10 @@ pub(crate) struct Control {
     /// waits for these too, or a restart would run them again.
     finishing: AtomicUsize,
     finished: Notify,
-    /// Ends handed on to the store and not yet committed, at most `workers` at once:
-    /// with the `workers` slots, this bounds what a kill can leave processed but not
-    /// marked (so run again after a restart) to twice the worker count.
+    /// Ends handed on to the store and not yet committed, at most
+    /// [`MARKS_PER_WORKER`] × `workers` at once: with the `workers` slots, this
+    /// bounds what a kill can leave processed but not marked (so run again after a
+    /// restart), and holds the workers back when the store cannot keep up.
     marking: Semaphore,
     pub(crate) warnings: RateLimitedWarning,
     /// When it was built, in [`generation`]'s count.
@@ -91,7 +97,7 @@ impl Control {
         Self {
             store,
             permits: Arc::new(Semaphore::new(settings.workers)),
-            marking: Semaphore::new(settings.workers),
+            marking: Semaphore::new(settings.workers.saturating_mul(MARKS_PER_WORKER)),
             reservations: Arc::new(Semaphore::new(
                 settings.workers.saturating_mul(RESERVATIONS_PER_WORKER),
             )),
@@ -177,8 +183,8 @@ impl Control {
 
     /// Records an attempt's end, logging it. The worker slot, if any, is freed
     /// first: the handler is over, and the write may wait for a commit. (It is freed
-    /// once one of `workers` marking slots is free, so at most `workers` ends wait
-    /// unwritten.) A write that fails is tried again for up to 20 s; after that the
+    /// once a marking slot is free, so that at most [`MARKS_PER_WORKER`] × `workers`
+    /// ends wait unwritten.) A write that fails is tried again for up to 20 s; after that the
     /// row stays claimed by its lease, and is tried again when the lease runs out.
     pub(crate) async fn finish(
         &self,
