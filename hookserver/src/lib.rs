@@ -68,6 +68,7 @@ mod config;
 mod delivery;
 mod event_key;
 mod extract;
+mod github;
 mod github_events;
 mod handler;
 mod hooks;
