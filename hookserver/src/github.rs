@@ -138,11 +138,12 @@ pub(crate) fn backoff(base: Duration, failures: u32) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    /// A header map of `pairs`, for the tests of every module that reads headers.
+    pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
@@ -150,7 +151,8 @@ mod tests {
         h
     }
 
-    fn epoch(secs: u64) -> SystemTime {
+    /// `secs` after the Unix epoch.
+    pub(crate) fn epoch(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
     }
 

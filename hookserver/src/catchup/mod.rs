@@ -178,7 +178,7 @@ async fn turn(
             return interval;
         }
         Err(e) => {
-            tracing::warn!(target = %catchup.key, error = %e, "catch-up: the journal is unavailable; next pass in {}s", interval.as_secs());
+            tracing::warn!(catchup = %catchup.key, error = %e, "catch-up: the journal is unavailable; next pass in {}s", interval.as_secs());
             catchup.update(|s| s.last_error = Some(e.to_string()));
             return interval;
         }
@@ -193,13 +193,13 @@ async fn turn(
             interval
         }
         Err(Stop::Journal(e)) => {
-            tracing::warn!(target = %catchup.key, error = %e, "catch-up pass stopped: the journal is unavailable");
+            tracing::warn!(catchup = %catchup.key, error = %e, "catch-up pass stopped: the journal is unavailable");
             catchup.update(|s| s.last_error = Some(e.to_string()));
             interval
         }
         Err(Stop::Github(Refusal::RateLimited { until })) => {
             let date = httpdate::fmt_http_date(until);
-            tracing::warn!(target = %catchup.key, "catch-up: rate limited by GitHub until {date}; no request before then");
+            tracing::warn!(catchup = %catchup.key, "catch-up: rate limited by GitHub until {date}; no request before then");
             *blocked_until = Some(until);
             catchup.update(|s| {
                 s.rate_limited_until = Some(until);
@@ -214,7 +214,7 @@ async fn turn(
             let backoff = github::backoff(base, *failures);
             *failures = failures.saturating_add(1);
             let wait = interval.max(backoff);
-            tracing::warn!(target = %catchup.key, "catch-up pass failed ({why}); next attempt in {}s", wait.as_secs());
+            tracing::warn!(catchup = %catchup.key, "catch-up pass failed ({why}); next attempt in {}s", wait.as_secs());
             // The back-off holds every request, the next pass's too.
             *blocked_until = Some(SystemTime::now() + backoff);
             catchup.update(|s| s.last_error = Some(why));
@@ -282,7 +282,7 @@ async fn pass(catchup: &Catchup, store: &dyn Store) -> Result<(), Stop> {
                             .await?;
                         redelivered += 1;
                         tracing::info!(
-                            target = %key,
+                            catchup = %key,
                             guid = %g.guid,
                             event = %g.event,
                             delivery_id = g.latest_id,
@@ -297,7 +297,7 @@ async fn pass(catchup: &Catchup, store: &dyn Store) -> Result<(), Stop> {
             Decision::GiveUp => {
                 if record.asked == pass::MAX_ASKS {
                     tracing::warn!(
-                        target = %key,
+                        catchup = %key,
                         guid = %g.guid,
                         event = %g.event,
                         "catch-up: still missing after {} redeliveries; not asking again",
@@ -325,22 +325,22 @@ async fn pass(catchup: &Catchup, store: &dyn Store) -> Result<(), Stop> {
             .await?;
     }
     if let Some(refusal) = stopped {
-        tracing::info!(target = %key, missing, redelivered, "catch-up pass cut short by GitHub");
+        tracing::info!(catchup = %key, missing, redelivered, "catch-up pass cut short by GitHub");
         catchup.update(|s| s.redelivered_total += redelivered as u64);
         return Err(Stop::Github(refusal));
     }
     let level_info = missing > 0 || redelivered > 0;
     if level_info {
         tracing::info!(
-            target = %key,
+            catchup = %key,
             attempts = attempts.len(),
             missing,
             redelivered,
-            "catch-up pass: {missing} deliveries GitHub could not make are missing from the \
-             journal; asked for {redelivered} redeliveries"
+            "catch-up pass: deliveries GitHub could not make and the journal lacks: \
+             {missing}; redeliveries asked for: {redelivered}"
         );
     } else {
-        tracing::debug!(target = %key, attempts = attempts.len(), "catch-up pass: nothing missing");
+        tracing::debug!(catchup = %key, attempts = attempts.len(), "catch-up pass: nothing missing");
     }
     let watermark = store.catchup_watermark(key.clone()).await?;
     catchup.update(|s| {
