@@ -36,6 +36,10 @@ use tokio::sync::watch;
 
 /// Pages read at most in one pass (100 attempts each).
 const MAX_PAGES: usize = 1000;
+/// GitHub lists an attempt once it has ended, up to its timeout (10 s; 30 s on GHES)
+/// after its `delivered_at`: the watermark stays this far behind the pass's start,
+/// so an attempt still in flight then is read by the next pass.
+const LATE_ATTEMPTS_MS: i64 = 60_000;
 
 /// What the catch-up has done, from [`Journal::catchup`](crate::Journal::catchup).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -318,7 +322,8 @@ async fn pass(catchup: &Catchup, store: &dyn Store) -> Result<(), Stop> {
         (Some(hold), _) => Some(hold),
         (None, Some(newest)) => Some(newest),
         (None, None) => None,
-    };
+    }
+    .map(|to| to.min(now - LATE_ATTEMPTS_MS));
     if let Some(to) = advance_to {
         store
             .catchup_advance(key.clone(), to, now.saturating_sub(window))
