@@ -90,6 +90,7 @@ struct Inner {
     last_at: SystemTime,
     scripted: VecDeque<(u16, String)>,
     limited: Option<(Limit, SystemTime)>,
+    limit_after: Option<(usize, Limit, Duration)>,
     calls: Vec<ApiCall>,
     redeliveries: Vec<String>,
     jwts_verified: usize,
@@ -136,6 +137,7 @@ impl GithubLog {
             last_at: UNIX_EPOCH,
             scripted: VecDeque::new(),
             limited: None,
+            limit_after: None,
             calls: Vec::new(),
             redeliveries: Vec::new(),
             jwts_verified: 0,
@@ -182,6 +184,12 @@ impl GithubLog {
     /// Answers every API request as rate limited until `until`.
     pub fn rate_limit(&self, limit: Limit, until: SystemTime) {
         self.lock().limited = Some((limit, until));
+    }
+
+    /// Answers every API request as rate limited for `lasting`, from the one after the
+    /// first `calls` requests on.
+    pub fn rate_limit_after(&self, calls: usize, limit: Limit, lasting: Duration) {
+        self.lock().limit_after = Some((calls, limit, lasting));
     }
 
     /// Answers the next API request with `status` and `body` instead.
@@ -323,6 +331,11 @@ impl GithubLog {
             at: now,
             status: 200,
         };
+        if let Some((after, limit, lasting)) = inner.limit_after
+            && inner.calls.len() == after
+        {
+            inner.limited = Some((limit, now + lasting));
+        }
         let refusal = check_request(&mut inner, headers, &mut call);
         let answer = match refusal {
             Some(response) => Some(response),

@@ -163,6 +163,32 @@ async fn deliveries_missed_while_down_are_redelivered_and_processed_once_each() 
 }
 
 #[tokio::test]
+async fn a_pass_asks_for_at_most_the_maximum_and_the_next_passes_for_the_rest() {
+    let _ = logs();
+    let journal = tests::journal::sqlite();
+    let log = GithubLog::repo(HOOK_ID, &[TOKEN]).await;
+    let mut missed = Vec::new();
+    for _ in 0..5 {
+        missed.push(log.send("push", b"{}").await);
+    }
+    let runs = Runs::default();
+    let config = catchup_config(&journal, &log).catchup_max_redeliveries(2);
+    let (_server, handle) = serve(&log, counting(config, &runs)).await;
+    eventually(SETTLE, "a first pass", || status(&handle).passes >= 1).await;
+    let first = status(&handle);
+    assert_eq!((first.missing, first.redelivered), (5, 2), "{first:?}");
+    eventually(SETTLE, "all five run", || runs.total() == 5).await;
+    // The oldest first, each once.
+    let asked = log.redeliveries();
+    assert_eq!(asked[..2], missed[..2], "{asked:?}");
+    let mut sorted = asked.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5, "{asked:?}");
+    assert_eq!(asked.len(), 5, "{asked:?}");
+}
+
+#[tokio::test]
 async fn deliveries_in_the_journal_are_not_redelivered_whatever_github_logged() {
     let _ = logs();
     for journal in journals() {
@@ -302,6 +328,42 @@ async fn rate_limits_stop_every_request_until_the_reset() {
         );
         assert_eq!(log.redeliveries(), [missed]);
     }
+}
+
+#[tokio::test]
+async fn a_rate_limit_in_the_middle_of_a_pass_stops_it_until_the_reset() {
+    let _ = logs();
+    let journal = tests::journal::sqlite();
+    let log = GithubLog::repo(HOOK_ID, &[TOKEN]).await;
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        missed.push(log.send("push", b"{}").await);
+    }
+    // The list and the first redelivery pass; the second redelivery is refused.
+    log.rate_limit_after(2, Limit::Primary, Duration::from_secs(2));
+    let runs = Runs::default();
+    let (_server, handle) = start(&journal, &log, &runs).await;
+    eventually(SETTLE, "all three run", || runs.total() == 3).await;
+    let calls = log.calls();
+    let refused: Vec<usize> = (0..calls.len())
+        .filter(|&i| calls[i].status == 403)
+        .collect();
+    assert_eq!(refused, [2], "{calls:#?}");
+    let (limit_at, next) = (calls[2].at, &calls[3]);
+    assert!(
+        next.at >= limit_at + Duration::from_secs(1),
+        "a request {:?} after the limit",
+        next.at.duration_since(limit_at)
+    );
+    let mut asked = log.redeliveries();
+    asked.sort();
+    missed.sort();
+    assert_eq!(asked, missed, "each asked for once");
+    // Counted at the end of the pass that asked (its redelivery may run before).
+    eventually(SETTLE, "three counted", || {
+        status(&handle).redelivered_total == 3
+    })
+    .await;
 }
 
 #[tokio::test]
