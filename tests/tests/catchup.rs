@@ -85,6 +85,16 @@ async fn serve(log: &GithubLog, hooks: Hooks<Runs>) -> (TestServer, Journal) {
     (server, journal)
 }
 
+/// `n` deliveries sent while the server is down (the stand-in's hook URL refuses them);
+/// their GUIDs.
+async fn sent_while_down(log: &GithubLog, n: usize) -> Vec<String> {
+    let mut guids = Vec::new();
+    for i in 0..n {
+        guids.push(log.send("push", format!(r#"{{"n":{i}}}"#).as_bytes()).await);
+    }
+    guids
+}
+
 fn status(journal: &Journal) -> CatchupStatus {
     journal.catchup().expect("a catch-up is configured")
 }
@@ -104,10 +114,7 @@ async fn deliveries_missed_while_down_are_redelivered_and_processed_once_each() 
         let log = GithubLog::repo(HOOK_ID, &[TOKEN]).await;
         log.set_page_size(2);
         // The server is down: GitHub logs each delivery as failed.
-        let mut missed = Vec::new();
-        for n in 0..5 {
-            missed.push(log.send("push", format!(r#"{{"n":{n}}}"#).as_bytes()).await);
-        }
+        let missed = sent_while_down(&log, 5).await;
         assert!(log.attempts().iter().all(|a| a.status_code == 0));
         let runs = Runs::default();
         let (server, handle) = start(&journal, &log, &runs).await;
@@ -167,10 +174,7 @@ async fn a_pass_asks_for_at_most_the_maximum_and_the_next_passes_for_the_rest() 
     let _ = logs();
     let journal = tests::journal::sqlite();
     let log = GithubLog::repo(HOOK_ID, &[TOKEN]).await;
-    let mut missed = Vec::new();
-    for _ in 0..5 {
-        missed.push(log.send("push", b"{}").await);
-    }
+    let missed = sent_while_down(&log, 5).await;
     let runs = Runs::default();
     let config = catchup_config(&journal, &log).catchup_max_redeliveries(2);
     let (_server, handle) = serve(&log, counting(config, &runs)).await;
@@ -244,9 +248,7 @@ async fn the_watermark_survives_a_restart() {
         log.set_page_size(2);
         // Two hours ago: past the minute the watermark stays behind a pass.
         log.set_clock_behind(Duration::from_secs(2 * 3600));
-        for _ in 0..6 {
-            log.send("push", b"{}").await;
-        }
+        sent_while_down(&log, 6).await;
         let runs = Runs::default();
         let (server, handle) = start(&journal, &log, &runs).await;
         eventually(SETTLE, "six runs", || runs.total() == 6).await;
@@ -335,10 +337,7 @@ async fn a_rate_limit_in_the_middle_of_a_pass_stops_it_until_the_reset() {
     let _ = logs();
     let journal = tests::journal::sqlite();
     let log = GithubLog::repo(HOOK_ID, &[TOKEN]).await;
-    let mut missed = Vec::new();
-    for _ in 0..3 {
-        missed.push(log.send("push", b"{}").await);
-    }
+    let mut missed = sent_while_down(&log, 3).await;
     // The list and the first redelivery pass; the second redelivery is refused.
     log.rate_limit_after(2, Limit::Primary, Duration::from_secs(2));
     let runs = Runs::default();
