@@ -8,6 +8,7 @@
 
 use crate::{
     body::{self, BodySettings},
+    catchup::settings::{self as catchup, AppKey, CatchupSettings},
     journal::{self, Ack, JournalSettings},
     meta::{self, MetaSettings},
     signature::{self, SignatureSettings},
@@ -61,6 +62,13 @@ const SETTINGS: &[Setting] = &[
     journal::RETRY_BACKOFF,
     journal::RETENTION_DAYS,
     journal::MAX_PENDING,
+    catchup::CATCHUP,
+    catchup::INTERVAL,
+    catchup::WINDOW,
+    catchup::MAX_REDELIVERIES,
+    catchup::APP_ID,
+    catchup::APP_KEY,
+    catchup::APP_KEY_PATH,
 ];
 
 /// Every setting of a [`Hooks`](crate::Hooks) registry.
@@ -86,6 +94,7 @@ pub struct Config {
     pub(crate) body: BodySettings,
     pub(crate) handler_timeout: Duration,
     pub(crate) journal: JournalSettings,
+    pub(crate) catchup: CatchupSettings,
 }
 
 impl Default for Config {
@@ -103,6 +112,7 @@ impl fmt::Debug for Config {
             .field("body", &self.body)
             .field("handler_timeout", &self.handler_timeout)
             .field("journal", &self.journal)
+            .field("catchup", &self.catchup)
             .finish()
     }
 }
@@ -142,6 +152,16 @@ impl Config {
     /// Unfinished deliveries the journal holds before it answers `503`: 100,000.
     pub const DEFAULT_JOURNAL_MAX_PENDING: u64 = JournalSettings::DEFAULT_MAX_PENDING;
 
+    /// How often the catch-up reads GitHub's delivery log: 10 minutes.
+    pub const DEFAULT_CATCHUP_INTERVAL: Duration = CatchupSettings::DEFAULT_INTERVAL;
+
+    /// How far back the catch-up looks: 72 hours, the 3 days GitHub keeps deliveries
+    /// (GitHub Enterprise Server keeps 7).
+    pub const DEFAULT_CATCHUP_WINDOW: Duration = CatchupSettings::DEFAULT_WINDOW;
+
+    /// Redeliveries the catch-up asks for at most in one pass: 100.
+    pub const DEFAULT_CATCHUP_MAX_REDELIVERIES: usize = CatchupSettings::DEFAULT_MAX_REDELIVERIES;
+
     /// GitHub's REST API on github.com.
     pub const DEFAULT_GITHUB_API_URL: &str = MetaSettings::DEFAULT_API_URL;
 
@@ -178,6 +198,7 @@ impl Config {
             },
             handler_timeout: Self::DEFAULT_HANDLER_TIMEOUT,
             journal: JournalSettings::new(),
+            catchup: CatchupSettings::default(),
         }
     }
 
@@ -351,6 +372,57 @@ impl Config {
         self
     }
 
+    /// Catches up on missed deliveries from GitHub's delivery log for `target`:
+    /// `repo:OWNER/REPO/HOOK_ID`, `org:ORG/HOOK_ID` or `app` (`off` or an empty string:
+    /// no catch-up, the default). Needs a [`journal`](Self::journal), and a
+    /// [`github_token`](Self::github_token) with admin rights on the hook (repository,
+    /// organisation), or the App's [id](Self::github_app_id) and
+    /// [private key](Self::github_app_private_key). See the README's "Missed deliveries".
+    pub fn catchup(mut self, target: impl AsRef<str>) -> Self {
+        self.catchup.set_target(target.as_ref());
+        self
+    }
+
+    /// How often the catch-up looks (default
+    /// [`DEFAULT_CATCHUP_INTERVAL`](Self::DEFAULT_CATCHUP_INTERVAL)).
+    pub fn catchup_interval(mut self, interval: Duration) -> Self {
+        self.catchup.interval = interval;
+        self
+    }
+
+    /// How far back the catch-up looks (default
+    /// [`DEFAULT_CATCHUP_WINDOW`](Self::DEFAULT_CATCHUP_WINDOW)); at least an hour.
+    pub fn catchup_window(mut self, window: Duration) -> Self {
+        self.catchup.window = window;
+        self
+    }
+
+    /// Redeliveries asked for at most in one pass (default
+    /// [`DEFAULT_CATCHUP_MAX_REDELIVERIES`](Self::DEFAULT_CATCHUP_MAX_REDELIVERIES)).
+    pub fn catchup_max_redeliveries(mut self, max: usize) -> Self {
+        self.catchup.max_redeliveries = max;
+        self
+    }
+
+    /// The GitHub App's id, for the catch-up of the App's hook (`catchup("app")`).
+    pub fn github_app_id(mut self, id: u64) -> Self {
+        self.catchup.app_id = Some(id);
+        self
+    }
+
+    /// The GitHub App's private key (the PEM text GitHub gives), for the catch-up of
+    /// the App's hook. Never shown by `Debug`.
+    pub fn github_app_private_key(mut self, pem: impl Into<String>) -> Self {
+        self.catchup.app_key = Some(AppKey::Pem(pem.into()));
+        self
+    }
+
+    /// A file holding the GitHub App's private key (PEM), read at start-up.
+    pub fn github_app_private_key_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.catchup.app_key = Some(AppKey::Path(path.into()));
+        self
+    }
+
     /// Reads the configuration from the environment, starting from
     /// [`Config::new`]'s defaults.
     ///
@@ -380,6 +452,13 @@ impl Config {
     /// | `HOOKSERVER_RETRY_BACKOFF_SECS` | default 5 |
     /// | `HOOKSERVER_JOURNAL_RETENTION_DAYS` | default 7 |
     /// | `HOOKSERVER_JOURNAL_MAX_PENDING` | default 100000 |
+    /// | `HOOKSERVER_CATCHUP` | `repo:OWNER/REPO/HOOK_ID`, `org:ORG/HOOK_ID`, `app`, or `off` (the default) |
+    /// | `HOOKSERVER_CATCHUP_INTERVAL_SECS` | default 600 |
+    /// | `HOOKSERVER_CATCHUP_WINDOW_HOURS` | default 72 |
+    /// | `HOOKSERVER_CATCHUP_MAX_REDELIVERIES` | default 100 |
+    /// | `GITHUB_APP_ID` | the App's id, for `HOOKSERVER_CATCHUP=app` |
+    /// | `GITHUB_APP_PRIVATE_KEY` | the App's private key (PEM text) |
+    /// | `GITHUB_APP_PRIVATE_KEY_PATH` | a file holding it |
     ///
     /// An empty variable counts as unset. A value that does not parse, or signature
     /// checking with no secret, is an error that names the variable.
@@ -457,6 +536,30 @@ impl Config {
         vars.read(journal::MAX_PENDING, &mut journal.max_pending, |v| {
             parse_count(v).map(|n| n as u64)
         })?;
+        let catchup = &mut config.catchup;
+        if let Some(target) = vars.get(catchup::CATCHUP) {
+            catchup.set_target(&target);
+        }
+        vars.read(catchup::INTERVAL, &mut catchup.interval, parse_secs)?;
+        vars.read(catchup::WINDOW, &mut catchup.window, catchup::parse_hours)?;
+        vars.read(
+            catchup::MAX_REDELIVERIES,
+            &mut catchup.max_redeliveries,
+            parse_count,
+        )?;
+        vars.read(catchup::APP_ID, &mut catchup.app_id, |v| {
+            match v.trim().parse::<u64>() {
+                Ok(id) if id > 0 => Ok(Some(id)),
+                _ => Err(Expected("the App's numeric id")),
+            }
+        })?;
+        // A key is taken as given (PEM text spans lines).
+        if let Some(path) = vars.get(catchup::APP_KEY_PATH) {
+            catchup.app_key = Some(AppKey::Path(path.trim().into()));
+        }
+        if let Some(pem) = vars.get(catchup::APP_KEY) {
+            catchup.app_key = Some(AppKey::Pem(pem));
+        }
         config.check()?;
         Ok(config)
     }
@@ -478,7 +581,17 @@ impl Config {
                 "at least 1 second",
             ));
         }
-        self.journal.check()
+        self.journal.check()?;
+        self.catchup_checked().map(drop)
+    }
+
+    /// The catch-up's checked settings, when it is on.
+    pub(crate) fn catchup_checked(&self) -> Result<Option<catchup::Checked>, ConfigError> {
+        self.catchup.check(
+            self.meta.token.as_deref(),
+            self.journal.url.is_some(),
+            journal::JOURNAL,
+        )
     }
 }
 
@@ -517,7 +630,7 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
 }
 
 /// What a value should have looked like, for the error.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Expected(pub(crate) &'static str);
 
 /// A configuration that cannot be used. Its message names the setting to fix: the
@@ -539,6 +652,13 @@ pub enum ConfigError {
         value: String,
         /// What would have been accepted.
         expected: &'static str,
+    },
+    /// A setting that must be given, with what needs it.
+    Missing {
+        /// The builder method or the variable.
+        setting: &'static str,
+        /// What needs it.
+        why: &'static str,
     },
     /// A part could not be built at start-up (the HTTP client for `/meta`).
     Startup {
@@ -567,6 +687,7 @@ impl fmt::Display for ConfigError {
                 value,
                 expected,
             } => write!(f, "{setting}: expected {expected}, got {value:?}"),
+            Self::Missing { setting, why } => write!(f, "{setting} is not set: {why}"),
             Self::Startup { what, why } => write!(f, "cannot build {what}: {why}"),
         }
     }
@@ -586,7 +707,9 @@ impl ConfigError {
     /// The setting it names (`Config::body_limit` or `HOOKSERVER_BODY_LIMIT`).
     pub fn setting(&self) -> Option<&'static str> {
         match self {
-            Self::NoSecret { setting } | Self::Invalid { setting, .. } => Some(setting),
+            Self::NoSecret { setting }
+            | Self::Invalid { setting, .. }
+            | Self::Missing { setting, .. } => Some(setting),
             Self::Startup { .. } => None,
         }
     }
@@ -611,6 +734,10 @@ impl ConfigError {
                 setting: rename(setting),
                 value,
                 expected,
+            },
+            Self::Missing { setting, why } => Self::Missing {
+                setting: rename(setting),
+                why,
             },
             other => other,
         }

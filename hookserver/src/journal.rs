@@ -9,6 +9,8 @@
 //! - `workers`: claiming rows, retry policy, retention, shutdown;
 //! - this file: the public handle [`Journal`] and the records it returns.
 
+#[cfg(test)]
+mod catchup_tests;
 mod postgres;
 mod settings;
 mod sqlite;
@@ -269,6 +271,8 @@ pub struct Journal {
     store: Arc<dyn Store>,
     /// The workers of the registry that writes it, when there is one here.
     control: Option<Arc<Control>>,
+    /// The registry's catch-up, when it has one.
+    catchup: Option<Arc<crate::catchup::Catchup>>,
     url: Arc<str>,
 }
 
@@ -290,16 +294,29 @@ impl Journal {
         Ok(Self {
             store,
             control: None,
+            catchup: None,
             url: settings::redact(url).into(),
         })
     }
 
-    pub(crate) fn with_control(store: Arc<dyn Store>, control: Arc<Control>, url: &str) -> Self {
+    pub(crate) fn with_control(
+        store: Arc<dyn Store>,
+        control: Arc<Control>,
+        catchup: Option<Arc<crate::catchup::Catchup>>,
+        url: &str,
+    ) -> Self {
         Self {
             store,
             control: Some(control),
+            catchup,
             url: settings::redact(url).into(),
         }
+    }
+
+    /// What the catch-up on missed deliveries has done (see
+    /// [`Config::catchup`](crate::Config::catchup)), when this registry runs one.
+    pub fn catchup(&self) -> Option<crate::CatchupStatus> {
+        self.catchup.as_ref().map(|c| c.status())
     }
 
     /// Deliveries matching `filter`, newest first.

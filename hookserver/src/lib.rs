@@ -63,11 +63,13 @@
 
 mod allow_list;
 mod body;
+mod catchup;
 mod client_addr;
 mod config;
 mod delivery;
 mod event_key;
 mod extract;
+mod github;
 mod github_events;
 mod handler;
 mod hooks;
@@ -85,6 +87,7 @@ mod source;
 /// axum's own extractor of the registry's state (or a part of it, with
 /// [`FromRef`]): the same `State` you use in your routes.
 pub use axum::extract::{FromRef, State};
+pub use catchup::CatchupStatus;
 pub use config::{Config, ConfigError};
 pub use delivery::Delivery;
 pub use extract::{FromDelivery, Payload};

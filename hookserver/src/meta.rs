@@ -17,10 +17,11 @@
 use crate::{
     allow_list::AllowList,
     config::{ConfigError, Setting},
+    github::{self, BACKOFF_BASE, Refusal},
     rejection::Rejection,
 };
 use arc_swap::ArcSwap;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use std::{
     sync::Arc,
@@ -28,13 +29,6 @@ use std::{
 };
 use tokio::{sync::Mutex, time::Instant};
 
-/// The first pause after a failed fetch; it doubles with each further failure.
-const BACKOFF_BASE: Duration = Duration::from_secs(1);
-/// The first pause after a `403`/`429` without rate-limit headers: GitHub's advice
-/// for secondary rate limits is to wait at least a minute.
-const SECONDARY_LIMIT_BASE: Duration = Duration::from_secs(60);
-/// The longest pause between attempts.
-const BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
 /// The largest `/meta` answer read (github.com's is a few hundred KB).
 const MAX_META_BYTES: usize = 8 * 1024 * 1024;
 
@@ -197,15 +191,7 @@ impl MetaCache {
     /// The cache, with its HTTP client built now: a client that cannot be built
     /// is a start-up error, not a `503` on every delivery.
     pub(crate) fn new(settings: &MetaSettings) -> Result<Self, ConfigError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("hookserver/", env!("CARGO_PKG_VERSION")))
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .build()
-            .map_err(|e| ConfigError::Startup {
-                what: "the HTTP client for GitHub's /meta",
-                why: e.to_string(),
-            })?;
+        let client = github::client(settings.timeout, "the HTTP client for GitHub's /meta")?;
         Ok(Self {
             client,
             url: format!("{}/meta", settings.api_url.trim_end_matches('/')),
@@ -277,61 +263,38 @@ impl MetaCache {
         let mut request = self
             .client
             .get(&self.url)
-            .header(header::ACCEPT, "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28");
+            .header(header::ACCEPT, github::ACCEPT)
+            .header(github::API_VERSION.0, github::API_VERSION.1);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
         if let Some(etag) = etag {
             request = request.header(header::IF_NONE_MATCH, etag);
         }
-        let mut response = match request.send().await {
+        let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
                 return Outcome::Failed {
-                    why: describe(&e),
+                    why: github::describe(&e),
                     base: BACKOFF_BASE,
                 };
             }
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let mut body = BytesMut::new();
+        let mut body = Bytes::new();
         if status == StatusCode::OK {
-            loop {
-                match response.chunk().await {
-                    Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_META_BYTES => {
-                        body.extend_from_slice(&chunk)
-                    }
-                    Ok(Some(_)) => {
-                        let why = format!("answer larger than {MAX_META_BYTES} bytes");
-                        return Outcome::Failed {
-                            why,
-                            base: BACKOFF_BASE,
-                        };
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        return Outcome::Failed {
-                            why: describe(&e),
-                            base: BACKOFF_BASE,
-                        };
-                    }
+            body = match github::read_body(response, MAX_META_BYTES).await {
+                Ok(body) => body,
+                Err(why) => {
+                    return Outcome::Failed {
+                        why,
+                        base: BACKOFF_BASE,
+                    };
                 }
-            }
+            };
         }
-        classify(status, &headers, &body.freeze(), SystemTime::now())
-    }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        // reqwest's messages name the URL, never the token.
-        e.to_string()
+        classify(status, &headers, &body, SystemTime::now())
     }
 }
 
@@ -357,52 +320,10 @@ pub(crate) fn classify(
             },
         },
         StatusCode::NOT_MODIFIED => Outcome::NotModified,
-        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-            match rate_limited_until(status, headers, now) {
-                Some(until) => Outcome::RateLimited { until },
-                None if status == StatusCode::SERVICE_UNAVAILABLE => Outcome::Failed {
-                    why: format!("status {status}"),
-                    base: BACKOFF_BASE,
-                },
-                None => Outcome::Failed {
-                    why: format!("status {status}"),
-                    base: SECONDARY_LIMIT_BASE,
-                },
-            }
-        }
-        _ => Outcome::Failed {
-            why: format!("status {status}"),
-            base: BACKOFF_BASE,
+        status => match github::refusal(status, headers, now) {
+            Refusal::RateLimited { until } => Outcome::RateLimited { until },
+            Refusal::Failed { why, base } => Outcome::Failed { why, base },
         },
-    }
-}
-
-/// When a `403`/`429`/`503` says to come back: `x-ratelimit-reset` when
-/// `x-ratelimit-remaining` is 0 (403/429 only), `retry-after` in seconds or as an
-/// HTTP date; if both are given, the later.
-fn rate_limited_until(
-    status: StatusCode,
-    headers: &HeaderMap,
-    now: SystemTime,
-) -> Option<SystemTime> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let reset = (status != StatusCode::SERVICE_UNAVAILABLE
-        && text("x-ratelimit-remaining") == Some("0"))
-    .then(|| text("x-ratelimit-reset")?.parse::<u64>().ok())
-    .flatten()
-    .map(|epoch| SystemTime::UNIX_EPOCH + Duration::from_secs(epoch));
-    let retry_after = text("retry-after").and_then(|v| match v.parse::<u64>() {
-        Ok(secs) => now.checked_add(Duration::from_secs(secs)),
-        Err(_) => httpdate::parse_http_date(v).ok(),
-    });
-    match (reset, retry_after) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -470,9 +391,7 @@ fn apply(
             (Rejection::GithubRateLimited { until }, wait, why)
         }
         Outcome::Failed { why, base } => {
-            let wait = base
-                .saturating_mul(1 << previous.failures.min(16))
-                .min(BACKOFF_MAX);
+            let wait = github::backoff(base, previous.failures);
             (Rejection::GithubUnreachable, wait, why)
         }
     };
@@ -501,21 +420,9 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use crate::github::tests::{epoch, headers};
 
     const HOOKS: &[u8] = br#"{"verifiable_password_authentication":false,"hooks":["192.30.252.0/22","185.199.108.0/22","140.82.112.0/20","143.55.64.0/20","2a0a:a440::/29","2606:50c0::/32"],"web":["1.2.3.4/32"]}"#;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    fn epoch(secs: u64) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-    }
 
     #[test]
     fn parses_githubs_answer() {
@@ -552,92 +459,22 @@ mod tests {
     }
 
     #[test]
-    fn classifies_rate_limits() {
+    fn refusals_are_githubs_rules() {
+        // The rules themselves are `github`'s (tested there); `classify` passes them on.
         let now = epoch(1_445_929_000);
         let reset = headers(&[
             ("x-ratelimit-remaining", "0"),
             ("x-ratelimit-reset", "1445929478"),
         ]);
-        for status in [StatusCode::FORBIDDEN, StatusCode::TOO_MANY_REQUESTS] {
-            assert_eq!(
-                classify(status, &reset, &Bytes::new(), now),
-                Outcome::RateLimited {
-                    until: epoch(1_445_929_478)
-                }
-            );
-        }
-        // Remaining above zero: not a primary rate limit.
-        let left = headers(&[
-            ("x-ratelimit-remaining", "5"),
-            ("x-ratelimit-reset", "1445929478"),
-        ]);
-        assert!(
-            matches!(classify(StatusCode::FORBIDDEN, &left, &Bytes::new(), now), Outcome::Failed { base, .. } if base == SECONDARY_LIMIT_BASE)
-        );
-        // retry-after, in seconds or as a date, on 403/429/503.
-        let secs = headers(&[("retry-after", "120")]);
-        for status in [
-            StatusCode::FORBIDDEN,
-            StatusCode::TOO_MANY_REQUESTS,
-            StatusCode::SERVICE_UNAVAILABLE,
-        ] {
-            assert_eq!(
-                classify(status, &secs, &Bytes::new(), now),
-                Outcome::RateLimited {
-                    until: now + Duration::from_secs(120)
-                }
-            );
-        }
-        let date = headers(&[("retry-after", "Tue, 27 Oct 2015 07:04:38 GMT")]);
         assert_eq!(
-            classify(StatusCode::TOO_MANY_REQUESTS, &date, &Bytes::new(), now),
+            classify(StatusCode::TOO_MANY_REQUESTS, &reset, &Bytes::new(), now),
             Outcome::RateLimited {
                 until: epoch(1_445_929_478)
             }
         );
-        // Both: the later instant wins, either way round.
-        let both = headers(&[
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "1445929478"),
-            ("retry-after", "60"),
-        ]);
-        assert_eq!(
-            classify(StatusCode::FORBIDDEN, &both, &Bytes::new(), now),
-            Outcome::RateLimited {
-                until: epoch(1_445_929_478)
-            }
-        );
-        let both = headers(&[
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "1445929010"),
-            ("retry-after", "60"),
-        ]);
-        assert_eq!(
-            classify(StatusCode::FORBIDDEN, &both, &Bytes::new(), now),
-            Outcome::RateLimited {
-                until: now + Duration::from_secs(60)
-            }
-        );
-        // 403 with nothing: a failure with the secondary-limit back-off.
-        assert!(
-            matches!(classify(StatusCode::FORBIDDEN, &HeaderMap::new(), &Bytes::new(), now), Outcome::Failed { base, .. } if base == SECONDARY_LIMIT_BASE)
-        );
-        assert!(
-            matches!(classify(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), &Bytes::new(), now), Outcome::Failed { base, .. } if base == BACKOFF_BASE)
-        );
         assert!(matches!(
-            classify(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &reset,
-                &Bytes::new(),
-                now
-            ),
-            Outcome::Failed { .. }
-        ));
-        let garbage = headers(&[("retry-after", "soon")]);
-        assert!(matches!(
-            classify(StatusCode::TOO_MANY_REQUESTS, &garbage, &Bytes::new(), now),
-            Outcome::Failed { .. }
+            classify(StatusCode::FORBIDDEN, &HeaderMap::new(), &Bytes::new(), now),
+            Outcome::Failed { base, .. } if base == github::SECONDARY_LIMIT_BASE
         ));
     }
 

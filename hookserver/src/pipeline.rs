@@ -5,6 +5,7 @@
 
 use crate::{
     body::BodyReader,
+    catchup::{self, Catchup},
     config::{Config, ConfigError},
     delivery::Delivery,
     journal::{
@@ -42,6 +43,8 @@ pub(crate) struct Pipeline<S> {
     handler_timeout: Duration,
     /// `None` without a journal.
     journal: Option<Arc<Control>>,
+    /// `None` without a catch-up.
+    catchup: Option<Arc<Catchup>>,
     workers_started: std::sync::Once,
     routes: Routes<S>,
     state: S,
@@ -56,11 +59,18 @@ pub(crate) struct Parts {
     handler_timeout: Duration,
     journal: Option<Journal>,
     journal_control: Option<Arc<Control>>,
+    catchup: Option<Arc<Catchup>>,
 }
 
 impl Parts {
     pub(crate) fn new(config: &Config) -> Result<Self, ConfigError> {
         config.check()?;
+        let catchup = Catchup::new(
+            &config.catchup,
+            config.catchup_checked()?,
+            &config.meta.api_url,
+            config.meta.token.as_deref(),
+        )?;
         let (journal, journal_control) = match config.journal.engine()? {
             None => (None, None),
             Some(engine) => {
@@ -79,7 +89,8 @@ impl Parts {
                     config.handler_timeout,
                 ));
                 let url = config.journal.url.as_deref().unwrap_or_default();
-                let journal = Journal::with_control(store, Arc::clone(&control), url);
+                let journal =
+                    Journal::with_control(store, Arc::clone(&control), catchup.clone(), url);
                 (Some(journal), Some(control))
             }
         };
@@ -90,6 +101,7 @@ impl Parts {
             handler_timeout: config.handler_timeout,
             journal,
             journal_control,
+            catchup,
         })
     }
 
@@ -112,6 +124,7 @@ where
             verifier: parts.verifier,
             handler_timeout: parts.handler_timeout,
             journal: parts.journal_control,
+            catchup: parts.catchup,
             workers_started: std::sync::Once::new(),
             routes,
             state,
@@ -133,6 +146,14 @@ where
             workers::start(Arc::clone(journal), move |claimed, permit| {
                 Arc::clone(&for_workers).run_claimed(Arc::clone(&control), claimed, permit)
             });
+            // The catch-up starts with the workers, and stops with them.
+            if let Some(catchup) = &self.catchup {
+                catchup::start(
+                    Arc::clone(catchup),
+                    Arc::clone(&journal.store),
+                    journal.stop_signal(),
+                );
+            }
         });
     }
 }

@@ -20,6 +20,7 @@ use std::{
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub mod frames;
+pub mod github_log;
 pub mod journal;
 
 /// The secret every test signs with.
@@ -65,6 +66,12 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
+        Self::start_on(listener, server, app)
+    }
+
+    /// Serves `app` on `listener`, bound beforehand (so its address can be known
+    /// before the app is built; connections made meanwhile wait in its backlog).
+    pub fn start_on(listener: TcpListener, server: hookserver::Server, app: axum::Router) -> Self {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve_with_shutdown(listener, app, async {

@@ -24,7 +24,7 @@ use super::{
     DeliveryState, JournalEntry, JournalError, JournalStats, ListFilter, ReplayOutcome,
     StoredDelivery,
     settings::redact,
-    store::{AttemptRecord, Claim, Claimed, Claims, Finish, Inserted, NewEntry, Store},
+    store::{AttemptRecord, Claim, Claimed, Claims, Finish, GuidRecord, Inserted, NewEntry, Store},
     stored, time,
 };
 use bytes::Bytes;
@@ -42,9 +42,12 @@ use tokio_postgres::{
 };
 
 /// The newest schema version this code knows.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// The advisory lock held (for its transaction) while migrating: "hookserv".
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_7365_7276;
+/// The class of the catch-up's advisory locks (`pg_try_advisory_lock(class, key)`), the
+/// key being a hash of the schema and the target: "hook" "catc".
+const CATCHUP_LOCK_CLASS: i32 = 0x686f_6f6b;
 /// The channel a queued delivery is announced on.
 const CHANNEL: &str = "hookserver_journal";
 /// Writes (insert, claim, finish...) give up after this: under the 5 s the
@@ -67,9 +70,10 @@ const EXTRA_CONNECTIONS: usize = 2;
 const SESSION: &str = "SET statement_timeout = '30s'; \
      SET idle_in_transaction_session_timeout = '30s'; SET lock_timeout = '10s'";
 
-const MIGRATIONS: [(i32, &str); 1] = [(
-    1,
-    "
+const MIGRATIONS: [(i32, &str); 2] = [
+    (
+        1,
+        "
 CREATE TABLE hookserver_deliveries (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     hook_id TEXT NOT NULL,
@@ -99,7 +103,25 @@ CREATE INDEX hookserver_deliveries_finished ON hookserver_deliveries (finished_a
 CREATE INDEX hookserver_deliveries_received ON hookserver_deliveries (received_at);
 CREATE INDEX hookserver_deliveries_guid ON hookserver_deliveries (guid);
 ",
-)];
+    ),
+    (
+        2,
+        "
+CREATE TABLE hookserver_catchup_watermarks (
+    target TEXT PRIMARY KEY,
+    delivered_at BIGINT NOT NULL
+);
+CREATE TABLE hookserver_catchup_requests (
+    target TEXT NOT NULL,
+    guid TEXT NOT NULL,
+    asked INTEGER NOT NULL,
+    last_asked_at BIGINT NOT NULL,
+    PRIMARY KEY (target, guid)
+);
+CREATE INDEX hookserver_catchup_requests_last ON hookserver_catchup_requests (last_asked_at);
+",
+    ),
+];
 
 /// A PostgreSQL journal URL, checked: `Debug` shows it with the password redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -279,6 +301,9 @@ struct Shared {
     tls: Option<tls::MakeRustls>,
     idle: Mutex<Vec<Client>>,
     permits: Arc<Semaphore>,
+    /// The connections holding the catch-up's advisory locks, by target, while this
+    /// instance leads.
+    leader: tokio::sync::Mutex<std::collections::HashMap<String, Client>>,
 }
 
 /// A write waiting for the writer.
@@ -338,6 +363,7 @@ impl PostgresStore {
             tls,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(workers.max(1) + EXTRA_CONNECTIONS)),
+            leader: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         });
         // Waiting with a std channel rather than `block_on` works inside a runtime
         // too (`Parts::new` may run in one): the engine's own thread does the work.
@@ -1281,6 +1307,134 @@ async fn stats(shared: &Shared) -> Result<JournalStats, JournalError> {
     conn.done(result)
 }
 
+async fn catchup_watermark(shared: &Shared, target: String) -> Result<Option<i64>, JournalError> {
+    let mut conn = shared.conn().await?;
+    let client = conn.client()?;
+    let row = client
+        .query_opt(
+            "SELECT delivered_at FROM hookserver_catchup_watermarks WHERE target = $1",
+            &[&text(&target)],
+        )
+        .await;
+    let row = conn.done(row)?;
+    row.map(|r| r.try_get(0).map_err(|e| shared.url.pg(&e)))
+        .transpose()
+}
+
+async fn catchup_lookup(
+    shared: &Shared,
+    target: String,
+    hook_id: Option<String>,
+    guids: Vec<String>,
+) -> Result<Vec<GuidRecord>, JournalError> {
+    let guids: Vec<String> = guids.iter().map(|g| text(g).into_owned()).collect();
+    let mut conn = shared.conn().await?;
+    let client = conn.client()?;
+    let rows = client
+        .query(
+            "SELECT g.guid, \
+                 EXISTS (SELECT 1 FROM hookserver_deliveries d WHERE d.guid = g.guid \
+                         AND ($2::TEXT IS NULL OR d.hook_id = $2 OR d.hook_id = '')), \
+                 r.asked, r.last_asked_at \
+             FROM unnest($1::TEXT[]) AS g(guid) \
+             LEFT JOIN hookserver_catchup_requests r ON r.target = $3 AND r.guid = g.guid",
+            &[&guids, &hook_id, &text(&target)],
+        )
+        .await;
+    let rows = conn.done(rows)?;
+    let mut found = std::collections::HashMap::new();
+    for row in &rows {
+        let read = || -> Result<(String, GuidRecord), tokio_postgres::Error> {
+            let asked: Option<i32> = row.try_get(2)?;
+            Ok((
+                row.try_get(0)?,
+                GuidRecord {
+                    journaled: row.try_get(1)?,
+                    asked: asked.map_or(0, |n| u32::try_from(n).unwrap_or(0)),
+                    last_asked: row.try_get(3)?,
+                },
+            ))
+        };
+        let (guid, record) = read().map_err(|e| shared.url.pg(&e))?;
+        found.insert(guid, record);
+    }
+    Ok(guids
+        .iter()
+        .map(|g| found.get(g).cloned().unwrap_or_default())
+        .collect())
+}
+
+async fn catchup_asked(
+    shared: &Shared,
+    target: String,
+    guid: String,
+    now: i64,
+) -> Result<(), JournalError> {
+    let mut conn = shared.conn().await?;
+    let client = conn.client()?;
+    let result = client
+        .execute(
+            "INSERT INTO hookserver_catchup_requests (target, guid, asked, last_asked_at) \
+             VALUES ($1, $2, 1, $3) ON CONFLICT (target, guid) \
+             DO UPDATE SET asked = hookserver_catchup_requests.asked + 1, last_asked_at = $3",
+            &[&text(&target), &text(&guid), &now],
+        )
+        .await;
+    conn.done(result).map(drop)
+}
+
+async fn catchup_advance(
+    shared: &Shared,
+    target: String,
+    watermark: i64,
+    forget_before: i64,
+) -> Result<(), JournalError> {
+    let mut conn = shared.conn().await?;
+    let client = conn.client()?;
+    let result = async {
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO hookserver_catchup_watermarks (target, delivered_at) VALUES ($1, $2) \
+             ON CONFLICT (target) DO UPDATE SET delivered_at = \
+                 GREATEST(hookserver_catchup_watermarks.delivered_at, $2)",
+            &[&text(&target), &watermark],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM hookserver_catchup_requests WHERE last_asked_at < $1",
+            &[&forget_before],
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    conn.done(result)
+}
+
+/// Holds (or takes) the catch-up's advisory lock for `target` on a connection of its
+/// own, outside the pool: the lock lasts as long as that connection, so an instance
+/// that dies lets another take over.
+async fn catchup_lead(shared: &Shared, target: String) -> Result<bool, JournalError> {
+    let mut leader = shared.leader.lock().await;
+    if leader.get(&target).is_some_and(|c| !c.is_closed()) {
+        return Ok(true);
+    }
+    leader.remove(&target);
+    let client = shared.connect().await?;
+    let locked: bool = client
+        .query_one(
+            "SELECT pg_try_advisory_lock($1, hashtext(current_schema() || '/' || $2))",
+            &[&CATCHUP_LOCK_CLASS, &text(&target)],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| shared.url.pg(&e))?;
+    if locked {
+        leader.insert(target, client);
+    }
+    Ok(locked)
+}
+
 /// Listens for queued deliveries on a connection of its own, made again whenever it
 /// is lost; every notification, and every new connection (something may have been
 /// queued while there was none), calls `wake`.
@@ -1392,6 +1546,71 @@ impl Store for PostgresStore {
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>> {
         let shared = Arc::clone(&self.shared);
         self.run(READ_TIMEOUT, async move { stats(&shared).await })
+    }
+
+    fn catchup_watermark(
+        &self,
+        target: String,
+    ) -> BoxFuture<'_, Result<Option<i64>, JournalError>> {
+        let shared = Arc::clone(&self.shared);
+        self.run(READ_TIMEOUT, async move {
+            catchup_watermark(&shared, target).await
+        })
+    }
+
+    fn catchup_lookup(
+        &self,
+        target: String,
+        hook_id: Option<String>,
+        guids: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<GuidRecord>, JournalError>> {
+        let shared = Arc::clone(&self.shared);
+        self.run(READ_TIMEOUT, async move {
+            catchup_lookup(&shared, target, hook_id, guids).await
+        })
+    }
+
+    fn catchup_asked(
+        &self,
+        target: String,
+        guid: String,
+        now: i64,
+    ) -> BoxFuture<'_, Result<(), JournalError>> {
+        let shared = Arc::clone(&self.shared);
+        self.run(WRITE_TIMEOUT, async move {
+            catchup_asked(&shared, target, guid, now).await
+        })
+    }
+
+    fn catchup_advance(
+        &self,
+        target: String,
+        watermark: i64,
+        forget_before: i64,
+    ) -> BoxFuture<'_, Result<(), JournalError>> {
+        let shared = Arc::clone(&self.shared);
+        self.run(WRITE_TIMEOUT, async move {
+            catchup_advance(&shared, target, watermark, forget_before).await
+        })
+    }
+
+    fn catchup_lead(&self, target: String) -> BoxFuture<'_, Result<bool, JournalError>> {
+        let shared = Arc::clone(&self.shared);
+        self.run(
+            WRITE_TIMEOUT,
+            async move { catchup_lead(&shared, target).await },
+        )
+    }
+
+    fn catchup_resign(&self) -> BoxFuture<'_, ()> {
+        let shared = Arc::clone(&self.shared);
+        let task = self.handle.spawn(async move {
+            // Closing the connections releases the locks.
+            shared.leader.lock().await.clear();
+        });
+        Box::pin(async move {
+            let _ = task.await;
+        })
     }
 
     fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {

@@ -10,7 +10,10 @@
 use super::{
     DeliveryState, JournalEntry, JournalError, JournalStats, ListFilter, ReplayOutcome,
     StoredDelivery,
-    store::{AttemptRecord, Claim, Claimed, Claims, EntryId, Finish, Inserted, NewEntry, Store},
+    store::{
+        AttemptRecord, Claim, Claimed, Claims, EntryId, Finish, GuidRecord, Inserted, NewEntry,
+        Store,
+    },
     stored, time,
 };
 use bytes::Bytes;
@@ -24,7 +27,7 @@ use std::{
 use tokio::sync::oneshot;
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// How long a statement waits for another connection's lock (the command line
 /// reading the file, say) before it fails: under the 5 s the pipeline gives a write.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(4);
@@ -65,6 +68,23 @@ CREATE TABLE delivery_bodies (
 CREATE TABLE journal_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
+/// The catch-up's state: a watermark per target, and the redeliveries asked for per
+/// GUID (forgotten once GitHub no longer keeps the GUID).
+const MIGRATION_2: &str = "
+CREATE TABLE catchup_watermarks (
+    target TEXT PRIMARY KEY,
+    delivered_at INTEGER NOT NULL
+);
+CREATE TABLE catchup_requests (
+    target TEXT NOT NULL,
+    guid TEXT NOT NULL,
+    asked INTEGER NOT NULL,
+    last_asked_at INTEGER NOT NULL,
+    PRIMARY KEY (target, guid)
+);
+CREATE INDEX catchup_requests_last ON catchup_requests (last_asked_at);
+";
+
 /// Rows queued or running: what `MAX_PENDING` counts (each half served by its
 /// partial index).
 const COUNT_PENDING: &str = "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'queued') \
@@ -93,6 +113,18 @@ enum Command {
     Release(Vec<Claim>, i64, Reply<()>),
     DeleteFinished(i64, usize, Reply<usize>),
     Replay(String, i64, Reply<ReplayOutcome>),
+    CatchupAsked {
+        target: String,
+        guid: String,
+        now: i64,
+        reply: Reply<()>,
+    },
+    CatchupAdvance {
+        target: String,
+        watermark: i64,
+        forget_before: i64,
+        reply: Reply<()>,
+    },
 }
 
 /// The SQLite engine's handle: a queue to the writer thread and the read connection.
@@ -243,6 +275,9 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     if version < 1 {
         tx.execute_batch(MIGRATION_1)?;
     }
+    if version < 2 {
+        tx.execute_batch(MIGRATION_2)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }
@@ -314,9 +349,10 @@ fn fail_all(batch: Vec<Command>, e: &rusqlite::Error) {
         match command {
             Command::Insert(_, reply) => drop(reply.send(Err(error.clone()))),
             Command::Claim { reply, .. } => drop(reply.send(Err(error.clone()))),
-            Command::Finish { reply, .. } | Command::Release(_, _, reply) => {
-                drop(reply.send(Err(error.clone())))
-            }
+            Command::Finish { reply, .. }
+            | Command::Release(_, _, reply)
+            | Command::CatchupAsked { reply, .. }
+            | Command::CatchupAdvance { reply, .. } => drop(reply.send(Err(error.clone()))),
             Command::DeleteFinished(_, _, reply) => drop(reply.send(Err(error.clone()))),
             Command::Replay(_, _, reply) => drop(reply.send(Err(error.clone()))),
         }
@@ -389,7 +425,47 @@ fn execute(tx: &Transaction<'_>, pending: &mut u64, command: Command) -> Answer 
             Answer::Count(reply, delete_finished(tx, before, limit))
         }
         Command::Replay(guid, now, reply) => Answer::Replay(reply, replay(tx, pending, &guid, now)),
+        Command::CatchupAsked {
+            target,
+            guid,
+            now,
+            reply,
+        } => Answer::Unit(
+            reply,
+            tx.prepare_cached(
+                "INSERT INTO catchup_requests (target, guid, asked, last_asked_at) \
+                 VALUES (?1, ?2, 1, ?3) ON CONFLICT (target, guid) \
+                 DO UPDATE SET asked = asked + 1, last_asked_at = ?3",
+            )
+            .and_then(|mut s| s.execute(params![target, guid, now]))
+            .map(drop),
+        ),
+        Command::CatchupAdvance {
+            target,
+            watermark,
+            forget_before,
+            reply,
+        } => Answer::Unit(
+            reply,
+            catchup_advance(tx, &target, watermark, forget_before),
+        ),
     }
+}
+
+fn catchup_advance(
+    tx: &Transaction<'_>,
+    target: &str,
+    watermark: i64,
+    forget_before: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO catchup_watermarks (target, delivered_at) VALUES (?1, ?2) \
+         ON CONFLICT (target) DO UPDATE SET delivered_at = MAX(delivered_at, ?2)",
+    )?
+    .execute(params![target, watermark])?;
+    tx.prepare_cached("DELETE FROM catchup_requests WHERE last_asked_at < ?1")?
+        .execute([forget_before])?;
+    Ok(())
 }
 
 fn insert(tx: &Transaction<'_>, pending: &mut u64, entry: &NewEntry) -> rusqlite::Result<Inserted> {
@@ -760,6 +836,80 @@ impl Store for SqliteStore {
 
     fn replay(&self, guid: String, now: i64) -> BoxFuture<'_, Result<ReplayOutcome, JournalError>> {
         self.send(|reply| Command::Replay(guid, now, reply))
+    }
+
+    fn catchup_watermark(
+        &self,
+        target: String,
+    ) -> BoxFuture<'_, Result<Option<i64>, JournalError>> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT delivered_at FROM catchup_watermarks WHERE target = ?1",
+                [target],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn catchup_lookup(
+        &self,
+        target: String,
+        hook_id: Option<String>,
+        guids: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<GuidRecord>, JournalError>> {
+        self.read(move |conn| {
+            let mut journaled = conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM deliveries WHERE guid = ?1 \
+                 AND (?2 IS NULL OR hook_id = ?2 OR hook_id = ''))",
+            )?;
+            let mut asked = conn.prepare_cached(
+                "SELECT asked, last_asked_at FROM catchup_requests \
+                 WHERE target = ?1 AND guid = ?2",
+            )?;
+            guids
+                .iter()
+                .map(|guid| {
+                    let (asked, last_asked) = asked
+                        .query_row(params![target, guid], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?
+                        .map_or((0, None), |(n, at)| (n, Some(at)));
+                    Ok(GuidRecord {
+                        journaled: journaled.query_row(params![guid, hook_id], |r| r.get(0))?,
+                        asked,
+                        last_asked,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn catchup_asked(
+        &self,
+        target: String,
+        guid: String,
+        now: i64,
+    ) -> BoxFuture<'_, Result<(), JournalError>> {
+        self.send(|reply| Command::CatchupAsked {
+            target,
+            guid,
+            now,
+            reply,
+        })
+    }
+
+    fn catchup_advance(
+        &self,
+        target: String,
+        watermark: i64,
+        forget_before: i64,
+    ) -> BoxFuture<'_, Result<(), JournalError>> {
+        self.send(|reply| Command::CatchupAdvance {
+            target,
+            watermark,
+            forget_before,
+            reply,
+        })
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>> {

@@ -103,6 +103,17 @@ pub(crate) enum Finish {
     Dead,
 }
 
+/// What the journal knows of a GUID the catch-up found missing in GitHub's log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GuidRecord {
+    /// A row with this GUID exists (for the hook asked about, or with no hook id).
+    pub(crate) journaled: bool,
+    /// Redeliveries asked for so far.
+    pub(crate) asked: u32,
+    /// When the last was asked for.
+    pub(crate) last_asked: Option<i64>,
+}
+
 /// The storage behind a journal. Every method is one round trip that the engine may
 /// batch with concurrent ones; none blocks the async runtime's worker threads.
 pub(crate) trait Store: Send + Sync + 'static {
@@ -159,5 +170,49 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// process) leave it to the dispatcher's poll.
     fn watch(&self, wake: Box<dyn Fn() + Send + Sync>) {
         drop(wake);
+    }
+
+    /// The catch-up's watermark for `target`: the `delivered_at` (Unix ms) before
+    /// which its last passes left nothing to do.
+    fn catchup_watermark(&self, target: String)
+    -> BoxFuture<'_, Result<Option<i64>, JournalError>>;
+
+    /// For each of `guids`: whether a row has it (with `hook_id`, or no hook id; any
+    /// hook when `None`), and the redeliveries asked for it under `target`.
+    fn catchup_lookup(
+        &self,
+        target: String,
+        hook_id: Option<String>,
+        guids: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<GuidRecord>, JournalError>>;
+
+    /// Notes that a redelivery of `guid` was asked for at `now`.
+    fn catchup_asked(
+        &self,
+        target: String,
+        guid: String,
+        now: i64,
+    ) -> BoxFuture<'_, Result<(), JournalError>>;
+
+    /// Moves the watermark of `target` to `watermark` (never back), and forgets the
+    /// requests last made before `forget_before` (GitHub no longer keeps those).
+    fn catchup_advance(
+        &self,
+        target: String,
+        watermark: i64,
+        forget_before: i64,
+    ) -> BoxFuture<'_, Result<(), JournalError>>;
+
+    /// Whether this process may run `target`'s catch-up pass now: it holds, or just
+    /// took, the engine's lock for it. One process is the only writer of a SQLite
+    /// journal, so it always may.
+    fn catchup_lead(&self, target: String) -> BoxFuture<'_, Result<bool, JournalError>> {
+        drop(target);
+        Box::pin(async { Ok(true) })
+    }
+
+    /// Lets another process take the catch-up over (at shutdown).
+    fn catchup_resign(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct Control {
     reserved_kib: Arc<Semaphore>,
     wake: Notify,
     stopping: AtomicBool,
+    /// Turns true at shutdown, for the tasks beside the workers (the catch-up).
+    stop: tokio::sync::watch::Sender<bool>,
     /// Rows claimed by this process, so a shutdown can give back the unfinished.
     running: Mutex<HashSet<Claim>>,
     /// Attempts whose handler is over and whose end is being written: a shutdown
@@ -106,6 +108,7 @@ impl Control {
             lease: handler_timeout + LEASE_MARGIN,
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
+            stop: tokio::sync::watch::Sender::new(false),
             running: Mutex::new(HashSet::new()),
             finishing: AtomicUsize::new(0),
             finished: Notify::new(),
@@ -117,6 +120,11 @@ impl Control {
     /// Tells an idle dispatcher that a row may be due.
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Turns true when the journal shuts down.
+    pub(crate) fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -239,6 +247,7 @@ impl Control {
         if self.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.stop.send_replace(true);
         self.wake.notify_waiters();
         self.wake();
         let all = u32::try_from(self.settings.workers).unwrap_or(u32::MAX);
