@@ -24,7 +24,9 @@ use super::{
     DeliveryState, JournalEntry, JournalError, JournalStats, ListFilter, ReplayOutcome,
     StoredDelivery,
     settings::redact,
-    store::{AttemptRecord, Claim, Claimed, Claims, Finish, GuidRecord, Inserted, NewEntry, Store},
+    store::{
+        self, AttemptRecord, Claim, Claimed, Claims, Finish, GuidRecord, Inserted, NewEntry, Store,
+    },
     stored, time,
 };
 use bytes::Bytes;
@@ -405,15 +407,8 @@ impl PostgresStore {
         write: impl FnOnce(oneshot::Sender<Result<T, JournalError>>) -> Write,
     ) -> BoxFuture<'static, Result<T, JournalError>> {
         let (reply, answer) = oneshot::channel();
-        let sent = self.writer.send(write(reply));
-        Box::pin(async move {
-            sent.map_err(|_| JournalError::Unavailable("the journal writer has stopped".into()))?;
-            answer.await.unwrap_or_else(|_| {
-                Err(JournalError::Unavailable(
-                    "the journal writer has stopped".into(),
-                ))
-            })
-        })
+        let queued = self.writer.send(write(reply)).is_ok();
+        store::writer_answer(queued, answer)
     }
 
     /// Runs `op` on the engine's runtime within `limit`.

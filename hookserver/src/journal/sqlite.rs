@@ -11,8 +11,8 @@ use super::{
     DeliveryState, JournalEntry, JournalError, JournalStats, ListFilter, ReplayOutcome,
     StoredDelivery,
     store::{
-        AttemptRecord, Claim, Claimed, Claims, EntryId, Finish, GuidRecord, Inserted, NewEntry,
-        Store,
+        self, AttemptRecord, Claim, Claimed, Claims, EntryId, Finish, GuidRecord, Inserted,
+        NewEntry, Store,
     },
     stored, time,
 };
@@ -191,15 +191,8 @@ impl SqliteStore {
         command: impl FnOnce(Reply<T>) -> Command,
     ) -> BoxFuture<'_, Result<T, JournalError>> {
         let (reply, answer) = oneshot::channel();
-        let sent = self.writer.send(command(reply));
-        Box::pin(async move {
-            sent.map_err(|_| JournalError::Unavailable("the journal writer has stopped".into()))?;
-            answer.await.unwrap_or_else(|_| {
-                Err(JournalError::Unavailable(
-                    "the journal writer has stopped".into(),
-                ))
-            })
-        })
+        let queued = self.writer.send(command(reply)).is_ok();
+        store::writer_answer(queued, answer)
     }
 
     fn read<T: Send + 'static>(

@@ -216,3 +216,18 @@ pub(crate) trait Store: Send + Sync + 'static {
         Box::pin(async {})
     }
 }
+
+/// The answer of an engine's writer (SQLite's thread, PostgreSQL's task) to a
+/// command: `queued` says whether the command reached it.
+pub(crate) fn writer_answer<T: Send + 'static>(
+    queued: bool,
+    answer: tokio::sync::oneshot::Receiver<Result<T, JournalError>>,
+) -> BoxFuture<'static, Result<T, JournalError>> {
+    Box::pin(async move {
+        let stopped = || JournalError::Unavailable("the journal writer has stopped".into());
+        if !queued {
+            return Err(stopped());
+        }
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    })
+}
