@@ -126,6 +126,16 @@ pub mod __private {
         hooks.on_unchecked(key, handler)
     }
 
+    /// `config` with the rejection warnings' interval set to `interval` instead of
+    /// a minute, so that a test sees the summary line without waiting a minute.
+    pub fn rejection_log_interval(
+        mut config: crate::Config,
+        interval: std::time::Duration,
+    ) -> crate::Config {
+        config.rejection_log_interval = interval;
+        config
+    }
+
     /// What [`Hooks::on`] makes of `key`: `Err` with the panic message when it is
     /// malformed, `Ok(Some(..))` with the reason for the warning when GitHub's list
     /// does not have it, `Ok(None)` when all is well.
