@@ -72,6 +72,7 @@ mod extract;
 mod github;
 mod github_events;
 mod handler;
+mod health;
 mod hooks;
 mod journal;
 mod log_limit;

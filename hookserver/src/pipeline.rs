@@ -10,7 +10,7 @@ use crate::{
     delivery::Delivery,
     journal::{
         Ack, Journal,
-        store::{AttemptRecord, Claim, Claimed, EntryId, Finish, Inserted, NewEntry},
+        store::{AttemptRecord, Claim, Claimed, EntryId, Finish, Inserted, NewEntry, Store},
         stored, time,
         workers::{self, ClaimedRow, Control},
     },
@@ -114,6 +114,18 @@ impl Parts {
     /// The journal this registry writes, when it has one.
     pub(crate) fn journal(&self) -> Option<&Journal> {
         self.journal.as_ref()
+    }
+
+    /// The source-IP check, `None` when it is off (for the readiness route).
+    pub(crate) fn source(&self) -> Option<&SourceCheck> {
+        self.source.as_ref()
+    }
+
+    /// The journal's store, when there is one (for the readiness route).
+    pub(crate) fn journal_store(&self) -> Option<Arc<dyn Store>> {
+        self.journal_control
+            .as_ref()
+            .map(|control| Arc::clone(&control.store))
     }
 }
 
