@@ -153,3 +153,13 @@ async fn not_ready_while_another_connection_holds_the_journals_write_lock() {
     assert_eq!(body["journal"], "ok");
     assert!(body.get("journal_since").is_none(), "{body}");
 }
+
+#[tokio::test]
+async fn ready_with_a_journal_on_every_engine() {
+    for journal in tests::journal::journals() {
+        let s = serve(Hooks::new(tests::config().journal(&journal.url))).await;
+        let (status, _, body) = get(&format!("{}/ready", base(&s))).await;
+        assert_eq!(status, 200, "{}: {body}", journal.engine);
+        assert_eq!(body["journal"], "ok", "{}: {body}", journal.engine);
+    }
+}
