@@ -10,7 +10,7 @@
 //! GITHUB_WEBHOOKS_KEY=change-me cargo run -p examples --example send -- push examples/payloads/push.json
 //! ```
 //!
-//! Serves `POST /hooks` on `HOOKSERVER_ADDR` (default `127.0.0.1:8000`) and reads every
+//! Serves `POST /hooks`, `GET /health` and `GET /ready` on `HOOKSERVER_ADDR` (default `127.0.0.1:8000`) and reads every
 //! other setting with `Config::from_env()` and `Server::from_env()` (see the README's
 //! configuration table). Deliveries are journaled in `hookserver.db` in the working
 //! directory (`HOOKSERVER_JOURNAL=off` turns the journal off), answered `202 Queued`
@@ -129,7 +129,11 @@ async fn run() -> Result<(), String> {
         .hook(ping)
         .hook(push)
         .hook(pull_request_opened);
-    let app = axum::Router::new().merge(hooks.router("/hooks"));
+    // Liveness and readiness for a load balancer, beside the deliveries.
+    let health = hooks.health_routes("/health", "/ready");
+    let app = axum::Router::new()
+        .merge(hooks.router("/hooks"))
+        .merge(health);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

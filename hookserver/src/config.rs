@@ -95,6 +95,9 @@ pub struct Config {
     pub(crate) handler_timeout: Duration,
     pub(crate) journal: JournalSettings,
     pub(crate) catchup: CatchupSettings,
+    /// How often at most each kind of rejection is warned about (a minute; shorter
+    /// only in tests, through `__private::rejection_log_interval`).
+    pub(crate) rejection_log_interval: Duration,
 }
 
 impl Default for Config {
@@ -113,6 +116,7 @@ impl fmt::Debug for Config {
             .field("handler_timeout", &self.handler_timeout)
             .field("journal", &self.journal)
             .field("catchup", &self.catchup)
+            .field("rejection_log_interval", &self.rejection_log_interval)
             .finish()
     }
 }
@@ -134,6 +138,10 @@ impl Config {
     /// How long a handler may run before the delivery is answered `503`: 8 s, below
     /// GitHub's 10 s delivery timeout so GitHub records our answer, not its timeout.
     pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(8);
+
+    /// At most one warning per kind of rejection per minute: the first at once,
+    /// then a count.
+    pub(crate) const REJECTION_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
     /// Handlers running at once from the journal: 16.
     pub const DEFAULT_WORKERS: usize = JournalSettings::DEFAULT_WORKERS;
@@ -199,6 +207,7 @@ impl Config {
             handler_timeout: Self::DEFAULT_HANDLER_TIMEOUT,
             journal: JournalSettings::new(),
             catchup: CatchupSettings::default(),
+            rejection_log_interval: Self::REJECTION_LOG_INTERVAL,
         }
     }
 

@@ -184,6 +184,29 @@ where
         self.parts.journal().cloned()
     }
 
+    /// An axum router serving `GET health` and `GET ready`, for a load balancer or
+    /// an orchestrator; merge it beside [`router`](Self::router) (call this first:
+    /// `router` takes the registry).
+    ///
+    /// `health` answers `200 {"status":"ok"}` while the process serves. `ready`
+    /// answers `200` when deliveries can be accepted (the allow-list is loaded, or
+    /// fixed, or source-IP checking is off; the journal, when there is one, can be
+    /// written), else `503`; its JSON body names what is not ready and since when,
+    /// with the allow-list's age and how its last refresh went. A probe of `ready`
+    /// starts a refresh of GitHub's `/meta` when one is due, without waiting for it,
+    /// and asks the journal at most once a second.
+    ///
+    /// ```
+    /// let hooks = hookserver::Hooks::new(hookserver::Config::new().secret("s"))
+    ///     .on("push", || async { "ok" });
+    /// let health = hooks.health_routes("/health", "/ready");
+    /// let app = hooks.router("/hooks").merge(health);
+    /// # drop(app);
+    /// ```
+    pub fn health_routes(&self, health: &str, ready: &str) -> axum::Router {
+        crate::health::router(crate::health::Readiness::new(&self.parts), health, ready)
+    }
+
     /// An axum router serving `POST path` (other methods: `405` with `Allow: POST`).
     /// Merge or nest it in your app; wrap it in tower layers as you like.
     ///

@@ -72,6 +72,7 @@ mod extract;
 mod github;
 mod github_events;
 mod handler;
+mod health;
 mod hooks;
 mod journal;
 mod log_limit;
@@ -124,6 +125,16 @@ pub mod __private {
         T: 'static,
     {
         hooks.on_unchecked(key, handler)
+    }
+
+    /// `config` with the rejection warnings' interval set to `interval` instead of
+    /// a minute, so that a test sees the summary line without waiting a minute.
+    pub fn rejection_log_interval(
+        mut config: crate::Config,
+        interval: std::time::Duration,
+    ) -> crate::Config {
+        config.rejection_log_interval = interval;
+        config
     }
 
     /// What [`Hooks::on`] makes of `key`: `Err` with the panic message when it is

@@ -51,6 +51,11 @@ impl RateLimitedWarning {
         }
     }
 
+    /// How long a kind stays quiet after its line.
+    pub(crate) fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Logs `message` under `kind` at warn level, or counts it for the next summary.
     pub(crate) fn warn(&self, kind: &'static str, message: impl Display) {
         match self.record(kind, message, Instant::now()) {

@@ -137,6 +137,22 @@ struct Snapshot {
     /// The answer while no usable list exists.
     failure: Rejection,
     failures: u32,
+    /// When GitHub last gave (or confirmed, `304`) the list: its age on `/ready`.
+    fetched_at: Option<SystemTime>,
+    /// When the last request to `/meta` ended, and how (`Err` with why).
+    last_refresh: Option<(SystemTime, Result<(), String>)>,
+}
+
+/// What the readiness route says of the list, read from the snapshot without
+/// waiting for anything.
+#[derive(Debug, Clone)]
+pub(crate) struct MetaStatus {
+    /// `Err` with what a delivery would be answered, while no list is usable.
+    pub(crate) usable: Result<(), String>,
+    /// Whether a list was ever fetched (to tell "no list yet" from "expired").
+    pub(crate) ever_fetched: bool,
+    pub(crate) fetched_at: Option<SystemTime>,
+    pub(crate) last_refresh: Option<(SystemTime, Result<(), String>)>,
 }
 
 impl Snapshot {
@@ -149,6 +165,8 @@ impl Snapshot {
             retry_at: None,
             failure: Rejection::GithubUnreachable,
             failures: 0,
+            fetched_at: None,
+            last_refresh: None,
         }
     }
 
@@ -211,6 +229,31 @@ impl MetaCache {
             runtime.spawn(async move {
                 let _ = this.allow_list().await;
             });
+        }
+    }
+
+    /// The list's state for the readiness route, and a refresh started in the
+    /// background when one is due and none is in flight (so a probe never waits for
+    /// GitHub, and probes do not pile up behind a hanging request).
+    pub(crate) fn status(self: &Arc<Self>) -> MetaStatus {
+        let now = Instant::now();
+        let snapshot = self.snapshot.load();
+        if snapshot.fresh(now).is_none()
+            && !snapshot.blocked(now)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && let Ok(guard) = Arc::clone(&self.refresh).try_lock_owned()
+        {
+            let this = Arc::clone(self);
+            runtime.spawn(async move { this.refresh(guard).await });
+        }
+        MetaStatus {
+            usable: snapshot
+                .usable(now)
+                .map(|_| ())
+                .ok_or_else(|| snapshot.failure.message().into_owned()),
+            ever_fetched: snapshot.list.is_some(),
+            fetched_at: snapshot.fetched_at,
+            last_refresh: snapshot.last_refresh.clone(),
         }
     }
 
@@ -367,6 +410,8 @@ fn apply(
         retry_at: None,
         failure: Rejection::GithubUnreachable,
         failures: 0,
+        fetched_at: Some(wall_now),
+        last_refresh: Some((wall_now, Ok(()))),
     };
     let outcome = match (outcome, &previous.list) {
         (Outcome::NotModified, None) => Outcome::Failed {
@@ -399,6 +444,7 @@ fn apply(
         retry_at: Some(now + wait),
         failure,
         failures: previous.failures.saturating_add(1),
+        last_refresh: Some((wall_now, Err(why.clone()))),
         ..previous.clone()
     };
     if next.usable(now).is_some() {

@@ -10,13 +10,14 @@ use crate::{
     delivery::Delivery,
     journal::{
         Ack, Journal,
-        store::{AttemptRecord, Claim, Claimed, EntryId, Finish, Inserted, NewEntry},
+        store::{AttemptRecord, Claim, Claimed, EntryId, Finish, Inserted, NewEntry, Store},
         stored, time,
         workers::{self, ClaimedRow, Control},
     },
+    log_limit::{Line, RateLimitedWarning},
     rejection::{Reason, Rejection},
     routes::Routes,
-    signature::{SignatureError, Signatures, Verifier},
+    signature::{self, SignatureError, Signatures, Verifier},
     source::SourceCheck,
 };
 use axum::{
@@ -45,6 +46,9 @@ pub(crate) struct Pipeline<S> {
     journal: Option<Arc<Control>>,
     /// `None` without a catch-up.
     catchup: Option<Arc<Catchup>>,
+    /// The warnings about rejected deliveries: the first of each kind, then a count
+    /// per interval.
+    rejections: RateLimitedWarning,
     workers_started: std::sync::Once,
     routes: Routes<S>,
     state: S,
@@ -60,6 +64,7 @@ pub(crate) struct Parts {
     journal: Option<Journal>,
     journal_control: Option<Arc<Control>>,
     catchup: Option<Arc<Catchup>>,
+    rejection_log_interval: Duration,
 }
 
 impl Parts {
@@ -102,12 +107,25 @@ impl Parts {
             journal,
             journal_control,
             catchup,
+            rejection_log_interval: config.rejection_log_interval,
         })
     }
 
     /// The journal this registry writes, when it has one.
     pub(crate) fn journal(&self) -> Option<&Journal> {
         self.journal.as_ref()
+    }
+
+    /// The source-IP check, `None` when it is off (for the readiness route).
+    pub(crate) fn source(&self) -> Option<&SourceCheck> {
+        self.source.as_ref()
+    }
+
+    /// The journal's store, when there is one (for the readiness route).
+    pub(crate) fn journal_store(&self) -> Option<Arc<dyn Store>> {
+        self.journal_control
+            .as_ref()
+            .map(|control| Arc::clone(&control.store))
     }
 }
 
@@ -125,6 +143,7 @@ where
             handler_timeout: parts.handler_timeout,
             journal: parts.journal_control,
             catchup: parts.catchup,
+            rejections: RateLimitedWarning::new(parts.rejection_log_interval),
             workers_started: std::sync::Once::new(),
             routes,
             state,
@@ -198,7 +217,11 @@ where
     let (event, guid) = (as_str(&event), as_str(&guid));
     // The reason is the answer's own text from hookserver, which may quote the
     // payload (serde's messages): Debug formatting escapes newlines and quotes.
-    let reason = response.extensions_mut().remove::<Reason>().map(|r| r.0);
+    let (kind, reason) = response
+        .extensions_mut()
+        .remove::<Reason>()
+        .map(|r| (r.kind, r.text))
+        .unzip();
     let reason = reason.as_deref();
     span.in_scope(|| {
         // `None` fields are left out of the line, like `action` for push.
@@ -224,7 +247,42 @@ where
             _ => answered!(info),
         }
     });
+    // A 4xx is at debug above, and some of them (a wrong secret) are what a person
+    // must notice: the first of each kind at warn, then a count per interval. The
+    // line is outside the span and names no GUID, so that each delivery's own line
+    // stays the one that names it.
+    if let (400..=499, Some(kind), Some(reason)) = (status, kind, reason) {
+        warn_rejected(&pipeline.rejections, kind, reason, event, status);
+    }
     response
+}
+
+/// The rejection warning for one rejected delivery, when its kind is due one.
+fn warn_rejected(
+    limit: &RateLimitedWarning,
+    kind: &'static str,
+    reason: &str,
+    event: Option<&str>,
+    status: u16,
+) {
+    match limit.record(kind, reason, Instant::now()) {
+        Some(Line::First(reason)) => tracing::warn!(
+            kind,
+            event,
+            status,
+            "delivery rejected: {reason} (more of this kind in the next {} s become one \
+             count; each is logged at debug)",
+            limit.interval().as_secs()
+        ),
+        Some(Line::Summary { count, last }) => tracing::warn!(
+            kind,
+            count,
+            interval_secs = limit.interval().as_secs(),
+            last_reason = last,
+            "{count} more deliveries rejected: {kind}"
+        ),
+        None => {}
+    }
 }
 
 impl<S> Pipeline<S>
@@ -609,7 +667,7 @@ fn attempt_record(response: &Response, error: Option<String>, started: Instant) 
             .extensions()
             .get::<Reason>()
             .filter(|_| status >= 400)
-            .map(|r| r.0.clone().into_owned())
+            .map(|r| r.text.clone().into_owned())
     });
     AttemptRecord {
         status: Some(status),
@@ -646,14 +704,33 @@ fn record_action(delivery: &Delivery) {
 }
 
 fn verify(verifier: &Verifier, headers: &http::HeaderMap, body: &[u8]) -> Result<(), Rejection> {
-    let signatures = Signatures::from_headers(headers);
-    signatures
-        .and_then(|signatures| verifier.verify(body, signatures))
-        .map_err(|e| match e {
-            SignatureError::Missing => Rejection::MissingSignature,
-            SignatureError::Duplicate(name) => Rejection::DuplicateSignature(name),
-            _ => Rejection::WrongSignature,
-        })
+    let rejection = |e| match e {
+        SignatureError::Missing => Rejection::MissingSignature,
+        SignatureError::Duplicate(name) => Rejection::DuplicateSignature(name),
+        SignatureError::Wrong => Rejection::WrongSignature {
+            header: "X-Hub-Signature-256",
+            secrets: verifier.secret_count(),
+            malformed: true,
+        },
+    };
+    let signatures = Signatures::from_headers(headers).map_err(rejection)?;
+    verifier.verify(body, signatures).map_err(|e| match e {
+        SignatureError::Wrong => {
+            // What the log line says of a wrong one: which header was checked, and
+            // whether it even looked like a signature (the secrets' count is the
+            // verifier's). Only on this failure path.
+            let (header, value, sha1) = match signatures.sha256 {
+                Some(value) => ("X-Hub-Signature-256", value, false),
+                None => ("X-Hub-Signature", signatures.sha1.unwrap_or_default(), true),
+            };
+            Rejection::WrongSignature {
+                header,
+                secrets: verifier.secret_count(),
+                malformed: !signature::well_formed(value, sha1),
+            }
+        }
+        other => rejection(other),
+    })
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

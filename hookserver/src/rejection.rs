@@ -20,16 +20,31 @@ const JOURNAL_RETRY_AFTER_SECS: u64 = 60;
 /// The reason behind an answer, put in the response's extensions so that the
 /// delivery's log line can say why without parsing the body.
 #[derive(Clone, Debug)]
-pub(crate) struct Reason(pub(crate) Cow<'static, str>);
+pub(crate) struct Reason {
+    /// Which row of the README's error table the answer is (`Wrong signature`,
+    /// `Missing header`...): what the rejection warnings are counted by, so it
+    /// holds no detail of one delivery.
+    pub(crate) kind: &'static str,
+    /// What the log line says: the body's text, or more where the operator needs
+    /// more than the sender may see.
+    pub(crate) text: Cow<'static, str>,
+}
 
 /// A plain-text answer that carries its reason for the log line.
-fn plain(status: StatusCode, body: String, reason: Cow<'static, str>) -> Response {
+fn plain(
+    status: StatusCode,
+    body: String,
+    kind: &'static str,
+    reason: Cow<'static, str>,
+) -> Response {
     let mut response = (status, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response.extensions_mut().insert(Reason(reason));
+    response
+        .extensions_mut()
+        .insert(Reason { kind, text: reason });
     response
 }
 
@@ -68,7 +83,12 @@ impl std::error::Error for InvalidJson {}
 impl IntoResponse for InvalidJson {
     fn into_response(self) -> Response {
         let body = self.body_text();
-        plain(self.status(), body.clone(), body.into())
+        plain(
+            self.status(),
+            body.clone(),
+            "Invalid JSON payload",
+            body.into(),
+        )
     }
 }
 
@@ -125,7 +145,12 @@ impl std::error::Error for PayloadMismatch {
 impl IntoResponse for PayloadMismatch {
     fn into_response(self) -> Response {
         let body = self.body_text();
-        plain(self.status(), body.clone(), body.into())
+        plain(
+            self.status(),
+            body.clone(),
+            "Payload does not match",
+            body.into(),
+        )
     }
 }
 
@@ -247,7 +272,14 @@ pub(crate) enum Rejection {
     /// 400: no signature header the configuration accepts.
     MissingSignature,
     /// 400: the signature is malformed or matches no secret.
-    WrongSignature,
+    WrongSignature {
+        /// The header that was checked (`X-Hub-Signature-256`, or the SHA-1 one).
+        header: &'static str,
+        /// How many secrets it was checked against.
+        secrets: usize,
+        /// Not `sha256=` (or `sha1=`) and the digest's hex digits at all.
+        malformed: bool,
+    },
     /// 400: more than one signature header of the same kind.
     DuplicateSignature(&'static str),
     /// 400: a required header is absent or empty.
@@ -289,7 +321,7 @@ impl Rejection {
             Self::BadForwardedFor
             | Self::BodyUnreadable(_)
             | Self::MissingSignature
-            | Self::WrongSignature
+            | Self::WrongSignature { .. }
             | Self::DuplicateSignature(_)
             | Self::MissingHeader(_)
             | Self::InvalidHeader(_)
@@ -318,7 +350,7 @@ impl Rejection {
                 "Server busy: too many request bodies in memory, try again later".into()
             }
             Self::MissingSignature => "Missing signature".into(),
-            Self::WrongSignature => "Wrong signature".into(),
+            Self::WrongSignature { .. } => "Wrong signature".into(),
             Self::DuplicateSignature(name) => {
                 format!("Wrong signature: more than one {name} header").into()
             }
@@ -336,10 +368,59 @@ impl Rejection {
         }
     }
 
+    /// Which row of the README's error table this is: the message without the
+    /// details of one delivery (a header's name, a limit, the panic).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::ForbiddenSource(_) => "Requests must originate from GitHub",
+            Self::BadForwardedFor => "Invalid X-Forwarded-For header",
+            Self::GithubUnreachable => "Error reaching GitHub",
+            Self::GithubRateLimited { .. } => "Rate limited from GitHub",
+            Self::NoPeerAddress => "Server misconfigured: client address unavailable",
+            Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::BodyUnreadable(_) => "Could not read the request body",
+            Self::BodyTimeout => "Request body not received in time",
+            Self::BodyBudgetExhausted { .. } => "Server busy",
+            Self::MissingSignature => "Missing signature",
+            Self::WrongSignature { .. } => "Wrong signature",
+            Self::DuplicateSignature(_) => "Wrong signature: a signature header sent twice",
+            Self::MissingHeader(_) => "Missing header",
+            Self::InvalidHeader(_) => "Invalid header",
+            Self::UnsupportedContentType => "Unsupported Content-Type",
+            Self::FormPayloadField => "Form body must carry exactly one payload field",
+            Self::InvalidJson(_) => "Invalid JSON payload",
+            Self::HandlerPanicked(_) => "Internal server error",
+            Self::HandlerTimedOut { .. } => "Hook handler timed out",
+            Self::JournalUnavailable(_) => "Journal unavailable",
+            Self::TooManyPending { .. } => "Too many pending deliveries",
+        }
+    }
+
     /// What the log line says: the message, or more where the operator needs more
     /// than the sender may see.
     fn reason(&self) -> Cow<'static, str> {
         match self {
+            // Which header and how many secrets: what tells a wrong secret from a
+            // proxy that rewrites bodies. Never the MAC sent or expected.
+            Self::WrongSignature {
+                header,
+                secrets,
+                malformed: true,
+            } => format!(
+                "Wrong signature: {header} is malformed (checked against {secrets} {})",
+                plural(*secrets, "secret", "secrets")
+            )
+            .into(),
+            Self::WrongSignature {
+                header,
+                secrets,
+                malformed: false,
+            } => format!(
+                "Wrong signature: {header} matches none of the {secrets} {} tried",
+                plural(*secrets, "secret", "secrets")
+            )
+            .into(),
             Self::NoPeerAddress => "source-IP checking is on but the server gives no peer \
                  address: serve the app with hookserver::serve, or with \
                  into_make_service_with_connect_info::<SocketAddr>()"
@@ -366,6 +447,10 @@ impl Rejection {
     }
 }
 
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
+}
+
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message())
@@ -380,7 +465,12 @@ impl From<InvalidJson> for Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let mut response = plain(self.status(), self.message().into_owned(), self.reason());
+        let mut response = plain(
+            self.status(),
+            self.message().into_owned(),
+            self.kind(),
+            self.reason(),
+        );
         match self {
             Self::BodyBudgetExhausted { retry_after_secs } => {
                 response
@@ -425,7 +515,15 @@ mod tests {
                 "Rate limited from GitHub until Tue, 27 Oct 2015 07:04:38 GMT",
             ),
             (Rejection::MissingSignature, 400, "Missing signature"),
-            (Rejection::WrongSignature, 400, "Wrong signature"),
+            (
+                Rejection::WrongSignature {
+                    header: "X-Hub-Signature-256",
+                    secrets: 2,
+                    malformed: false,
+                },
+                400,
+                "Wrong signature",
+            ),
             (
                 Rejection::DuplicateSignature("X-Hub-Signature-256"),
                 400,
@@ -466,15 +564,42 @@ mod tests {
             .extensions()
             .get::<Reason>()
             .expect("reason")
-            .0
             .clone();
-        assert_eq!(reason, "hook handler panicked: secret detail");
+        assert_eq!(reason.kind, "Internal server error");
+        assert_eq!(reason.text, "hook handler panicked: secret detail");
         let response = Rejection::BodyBudgetExhausted {
             retry_after_secs: 2,
         }
         .into_response();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn a_wrong_signature_logs_its_header_and_secret_count_and_the_body_says_no_more() {
+        for (malformed, secrets, reason) in [
+            (
+                false,
+                2,
+                "Wrong signature: X-Hub-Signature matches none of the 2 secrets tried",
+            ),
+            (
+                true,
+                1,
+                "Wrong signature: X-Hub-Signature is malformed (checked against 1 secret)",
+            ),
+        ] {
+            let rejection = Rejection::WrongSignature {
+                header: "X-Hub-Signature",
+                secrets,
+                malformed,
+            };
+            assert_eq!(rejection.kind(), "Wrong signature");
+            assert_eq!(rejection.message(), "Wrong signature");
+            let response = rejection.into_response();
+            let logged = response.extensions().get::<Reason>().expect("reason");
+            assert_eq!(logged.text, reason);
+        }
     }
 
     #[test]

@@ -146,6 +146,11 @@ impl Verifier {
         Self { sha256, sha1 }
     }
 
+    /// How many secrets a signature is checked against.
+    pub(crate) fn secret_count(&self) -> usize {
+        self.sha256.len()
+    }
+
     /// Checks a delivery's signature headers against `body`.
     ///
     /// The SHA-256 header is used when present; the SHA-1 header is consulted only
@@ -240,6 +245,16 @@ fn verify_any<M: Mac + Clone>(
         }
     }
     Err(SignatureError::Wrong)
+}
+
+/// True when `header` has the form of a signature (`sha256=` and 64 hex digits,
+/// or `sha1=` and 40), whether or not it matches: for the log line of a wrong one.
+pub(crate) fn well_formed(header: &[u8], sha1: bool) -> bool {
+    if sha1 {
+        parse_hex::<20>(header, b"sha1=").is_some()
+    } else {
+        parse_hex::<32>(header, b"sha256=").is_some()
+    }
 }
 
 /// Parses `<prefix><2N hex digits>` into N bytes on the stack. Upper- and lowercase hex

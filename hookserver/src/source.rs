@@ -98,6 +98,14 @@ impl SourceCheck {
         }))
     }
 
+    /// GitHub's `/meta` cache, or `None` for a fixed allow-list.
+    pub(crate) fn meta(&self) -> Option<Arc<MetaCache>> {
+        match &self.allowed {
+            Allowed::Fixed(_) => None,
+            Allowed::Meta(meta) => Some(Arc::clone(meta)),
+        }
+    }
+
     /// Resolves the client and checks it against the allow-list. Runs before the
     /// body is read, so a stranger costs us no more than its headers.
     pub(crate) async fn check(

@@ -1267,6 +1267,29 @@ async fn replay(shared: &Shared, guid: String, now: i64) -> Result<ReplayOutcome
     conn.done(result)
 }
 
+/// A connection from the pool to a server that takes writes: not a standby, and
+/// not a session made read-only (`default_transaction_read_only`).
+async fn probe(shared: &Shared) -> Result<(), JournalError> {
+    let mut conn = shared.conn().await?;
+    let client = conn.client()?;
+    let result = client
+        .query_one(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'",
+            &[],
+        )
+        .await
+        .map(|row| (row.get::<_, bool>(0), row.get::<_, bool>(1)));
+    match conn.done(result)? {
+        (true, _) => Err(JournalError::Unavailable(
+            "the database is a standby in recovery: it takes no writes".into(),
+        )),
+        (_, true) => Err(JournalError::Unavailable(
+            "the database session is read-only (default_transaction_read_only)".into(),
+        )),
+        (false, false) => Ok(()),
+    }
+}
+
 async fn stats(shared: &Shared) -> Result<JournalStats, JournalError> {
     let mut conn = shared.conn().await?;
     let client = conn.client()?;
@@ -1536,6 +1559,11 @@ impl Store for PostgresStore {
             WRITE_TIMEOUT,
             async move { replay(&shared, guid, now).await },
         )
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), JournalError>> {
+        let shared = Arc::clone(&self.shared);
+        self.run(READ_TIMEOUT, async move { probe(&shared).await })
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>> {

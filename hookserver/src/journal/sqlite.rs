@@ -113,6 +113,9 @@ enum Command {
     Release(Vec<Claim>, i64, Reply<()>),
     DeleteFinished(i64, usize, Reply<usize>),
     Replay(String, i64, Reply<ReplayOutcome>),
+    /// Nothing to write: answered once its batch's transaction (and so the write
+    /// lock) is taken and committed, or with why not.
+    Probe(Reply<()>),
     CatchupAsked {
         target: String,
         guid: String,
@@ -344,6 +347,7 @@ fn fail_all(batch: Vec<Command>, e: &rusqlite::Error) {
             Command::Claim { reply, .. } => drop(reply.send(Err(error.clone()))),
             Command::Finish { reply, .. }
             | Command::Release(_, _, reply)
+            | Command::Probe(reply)
             | Command::CatchupAsked { reply, .. }
             | Command::CatchupAdvance { reply, .. } => drop(reply.send(Err(error.clone()))),
             Command::DeleteFinished(_, _, reply) => drop(reply.send(Err(error.clone()))),
@@ -387,6 +391,7 @@ fn execute(tx: &Transaction<'_>, pending: &mut u64, command: Command) -> Answer 
             )),
         ),
         Command::Insert(entry, reply) => Answer::Insert(reply, insert(tx, pending, &entry)),
+        Command::Probe(reply) => Answer::Unit(reply, Ok(())),
         Command::Claim {
             limit,
             now,
@@ -903,6 +908,10 @@ impl Store for SqliteStore {
             forget_before,
             reply,
         })
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), JournalError>> {
+        self.send(Command::Probe)
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>> {

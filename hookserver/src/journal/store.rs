@@ -164,6 +164,11 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Counts by state, and the oldest pending delivery.
     fn stats(&self) -> BoxFuture<'_, Result<JournalStats, JournalError>>;
 
+    /// `Ok` when a write could be made now (the readiness route's check): takes
+    /// what a write takes (SQLite's write lock; PostgreSQL's primary, not a
+    /// read-only session) and writes nothing.
+    fn probe(&self) -> BoxFuture<'_, Result<(), JournalError>>;
+
     /// Calls `wake` whenever a row may have become due through another process (a
     /// delivery queued by another instance, a replay from the command line), for as
     /// long as the store lives. Engines without such news (SQLite: one writer

@@ -265,6 +265,25 @@ async fn dedupe_outcomes() {
 }
 
 #[tokio::test]
+async fn a_probe_writes_nothing_and_answers_while_the_journal_takes_writes() {
+    each_backend("probe", async |backend| {
+        let store = backend.open();
+        store
+            .probe()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", backend.name));
+        let stats = store.stats().await.unwrap();
+        assert_eq!(
+            stats.queued + stats.running + stats.done + stats.dead + stats.unhandled,
+            0,
+            "{}",
+            backend.name
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn too_many_pending() {
     each_backend("pending", async |backend| {
         let store = backend.open();

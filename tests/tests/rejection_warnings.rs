@@ -1,0 +1,136 @@
+//! Rejections a person notices: the first rejected delivery of each kind is a warning
+//! with its reason, the rest of the interval one count, and every one of them is
+//! still a line of its own at debug.
+
+use hookserver::{Config, Hooks, signature::sign_sha256};
+use serde_json::Value;
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+use tests::{CapturedLogs, EditHeaders, SECRET, TestServer, capture_logs, client, delivery, send};
+
+/// One capture for the binary, at debug: where every rejection is, in full.
+fn logs() -> &'static CapturedLogs {
+    static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
+    LOGS.get_or_init(|| capture_logs(tracing::Level::DEBUG))
+}
+
+fn lines_with(needles: &[&str]) -> Vec<String> {
+    logs()
+        .text()
+        .lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Long enough for 51 deliveries over loopback on a loaded machine, short enough
+/// for a test to wait out.
+const INTERVAL: Duration = Duration::from_secs(4);
+
+fn hooks() -> Hooks {
+    let config = Config::new()
+        .secret(SECRET)
+        .secret("the previous secret")
+        .validate_ip(false);
+    Hooks::new(hookserver::__private::rejection_log_interval(
+        config, INTERVAL,
+    ))
+    .on("push", |_: Value| async { "handled" })
+}
+
+#[tokio::test]
+async fn a_wrong_signature_warns_once_with_its_header_then_one_count_per_interval() {
+    logs();
+    let s = TestServer::hooks(hooks()).await;
+    let c = client();
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let forged = sign_sha256(b"a secret of somebody else", body.as_bytes());
+    let genuine = sign_sha256(SECRET.as_bytes(), body.as_bytes());
+    let wrong = |i: usize| {
+        delivery(&c, &s.url(), "push", body)
+            .set_header("x-github-delivery", format!("wrong-{i}"))
+            .set_header("x-hub-signature-256", &forged)
+    };
+    let started = Instant::now();
+    assert_eq!(send(wrong(0)).await, (400, "Wrong signature".into()));
+    let warnings = lines_with(&[" WARN ", "delivery rejected: Wrong signature"]);
+    let [warning] = &warnings[..] else {
+        panic!("{} warnings: {warnings:#?}", warnings.len())
+    };
+    assert!(
+        warning.contains("X-Hub-Signature-256 matches none of the 2 secrets tried"),
+        "{warning}"
+    );
+    assert!(warning.contains("event=\"push\""), "{warning}");
+    for i in 1..=50 {
+        assert_eq!(send(wrong(i)).await.0, 400);
+    }
+    assert!(
+        started.elapsed() < INTERVAL,
+        "51 deliveries took {:?}, longer than the interval: the test cannot tell a \
+         summary from a flood",
+        started.elapsed()
+    );
+    assert_eq!(
+        lines_with(&[" WARN ", "Wrong signature"]).len(),
+        1,
+        "50 more within the interval add no warning"
+    );
+    // Each one is at debug, in full.
+    for i in 0..=50 {
+        let lines = lines_with(&[&format!("guid=\"wrong-{i}\""), "delivery answered"]);
+        let [line] = &lines[..] else {
+            panic!("{} lines for delivery {i}: {lines:#?}", lines.len())
+        };
+        assert!(line.contains(" DEBUG "), "{line}");
+        assert!(
+            line.contains("reason=\"Wrong signature: X-Hub-Signature-256 matches none"),
+            "{line}"
+        );
+    }
+    // Once the interval is over, the next one brings the count: the 50 and itself.
+    tokio::time::sleep(INTERVAL.saturating_sub(started.elapsed()) + Duration::from_millis(100))
+        .await;
+    assert_eq!(send(wrong(51)).await.0, 400);
+    let summaries = lines_with(&[" WARN ", "more deliveries rejected: Wrong signature"]);
+    let [summary] = &summaries[..] else {
+        panic!("{} summaries: {summaries:#?}", summaries.len())
+    };
+    assert!(
+        summary.contains("51 more deliveries rejected: Wrong signature"),
+        "{summary}"
+    );
+    // Never a MAC or a secret, at any level.
+    let text = logs().text();
+    for secret in [&forged, &genuine, &forged[7..], &genuine[7..], SECRET] {
+        assert!(!text.contains(secret), "the log holds {secret}");
+    }
+    assert!(!text.contains("the previous secret"));
+}
+
+#[tokio::test]
+async fn each_kind_has_its_own_first_warning() {
+    logs();
+    let s = TestServer::hooks(hooks()).await;
+    let c = client();
+    let body = "{}";
+    let issues =
+        |guid: &str| delivery(&c, &s.url(), "issues", body).set_header("x-github-delivery", guid);
+    let (status, _) = send(issues("kinds-nosig").remove_header("x-hub-signature-256")).await;
+    assert_eq!(status, 400);
+    // (No wrong signature here: the other test counts those.)
+    let (status, _) = send(issues("kinds-type").set_header("content-type", "text/plain")).await;
+    assert_eq!(status, 415);
+    let warnings = lines_with(&[" WARN ", "delivery rejected", "event=\"issues\""]);
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("delivery rejected: Missing signature"),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[1].contains("delivery rejected: Unsupported Content-Type"),
+        "{warnings:#?}"
+    );
+}
