@@ -19,7 +19,10 @@ async fn flaky(fail: usize, status: StatusCode) -> (TestServer, Arc<Mutex<Vec<St
         post(move |headers: HeaderMap| {
             let record = Arc::clone(&record);
             async move {
-                let guid = headers["x-github-delivery"].to_str().expect("a GUID").to_owned();
+                let guid = headers["x-github-delivery"]
+                    .to_str()
+                    .expect("a GUID")
+                    .to_owned();
                 let mut seen = record.lock().expect("lock");
                 seen.push(guid);
                 if seen.len() <= fail {
