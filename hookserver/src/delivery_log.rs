@@ -24,6 +24,7 @@ use std::{fmt, time::Duration, time::SystemTime};
 /// the App's hook, `GITHUB_API_URL`; it needs no secret and no journal.
 ///
 /// ```no_run
+/// # #![allow(dead_code)]
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut log = hookserver::DeliveryLog::from_env()?;
 /// while let Some(page) = log.next_page().await? {

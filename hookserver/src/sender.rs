@@ -37,6 +37,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// journal deduplicates on it). `Debug` never shows the secret.
 ///
 /// ```no_run
+/// # #![allow(dead_code)]
 /// # async fn run() -> Result<(), hookserver::SendError> {
 /// use hookserver::Sender;
 /// use std::time::Duration;
