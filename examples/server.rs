@@ -7,10 +7,12 @@
 //! then, from a second terminal, send it a signed delivery:
 //!
 //! ```text
-//! GITHUB_WEBHOOKS_KEY=change-me cargo run -p examples --example send -- push examples/payloads/push.json
+//! GITHUB_WEBHOOKS_KEY=change-me cargo run -p hookserver-cli -- send push examples/payloads/push.json
 //! ```
 //!
-//! Serves `POST /hooks`, `GET /health` and `GET /ready` on `HOOKSERVER_ADDR` (default `127.0.0.1:8000`) and reads every
+//! Serves `POST /hooks`, `GET /health` and `GET /ready` on `--addr ADDR` or
+//! `HOOKSERVER_ADDR` (default `127.0.0.1:8000`; `--port PORT` changes only the port,
+//! `--port 0` picks a free one) and reads every
 //! other setting with `Config::from_env()` and `Server::from_env()` (see the README's
 //! configuration table). Deliveries are journaled in `hookserver.db` in the working
 //! directory (`HOOKSERVER_JOURNAL=off` turns the journal off), answered `202 Queued`
@@ -118,12 +120,10 @@ async fn run() -> Result<(), String> {
         config = config.journal(DEFAULT_JOURNAL);
     }
     let server = hookserver::Server::from_env().map_err(|e| e.to_string())?;
-    let addr: SocketAddr = match std::env::var("HOOKSERVER_ADDR") {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
-            format!("HOOKSERVER_ADDR: expected an address such as 127.0.0.1:8000, got {v:?}")
-        })?,
-        _ => SocketAddr::from(([127, 0, 0, 1], 8000)),
-    };
+    let addr = listen_addr(
+        std::env::args().skip(1),
+        std::env::var("HOOKSERVER_ADDR").ok(),
+    )?;
     let hooks = Hooks::try_new(config)
         .map_err(|e| e.to_string())?
         .hook(ping)
@@ -137,9 +137,56 @@ async fn run() -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let addr = listener.local_addr().unwrap_or(addr);
     tracing::info!("listening on http://{addr}/hooks");
     server
         .serve(listener, app)
         .await
         .map_err(|e| format!("server failed: {e}"))
+}
+
+const USAGE: &str = "usage: server [--addr HOST:PORT] [--port PORT]";
+
+/// Where to listen: `--addr`, else `HOOKSERVER_ADDR`, else `127.0.0.1:8000`, with the
+/// port replaced by `--port` when given. Two flags are parsed by hand (`--flag value` or
+/// `--flag=value`), to keep the example free of an argument parser.
+fn listen_addr(
+    args: impl Iterator<Item = String>,
+    env: Option<String>,
+) -> Result<SocketAddr, String> {
+    let (mut addr, mut port) = (None, None);
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let slot = match flag.as_str() {
+            "--addr" => &mut addr,
+            "--port" => &mut port,
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            _ => return Err(format!("unexpected argument {arg:?}\n{USAGE}")),
+        };
+        let value = inline
+            .or_else(|| args.next())
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        *slot = Some(value);
+    }
+    let mut listen = match (addr, env.filter(|v| !v.trim().is_empty())) {
+        (Some(v), _) => v.trim().parse().map_err(|_| {
+            format!("--addr: expected an address such as 127.0.0.1:8000, got {v:?}")
+        })?,
+        (None, Some(v)) => v.trim().parse().map_err(|_| {
+            format!("HOOKSERVER_ADDR: expected an address such as 127.0.0.1:8000, got {v:?}")
+        })?,
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8000)),
+    };
+    if let Some(p) = port {
+        listen.set_port(
+            p.trim()
+                .parse()
+                .map_err(|_| format!("--port: expected a port number (0-65535), got {p:?}"))?,
+        );
+    }
+    Ok(listen)
 }

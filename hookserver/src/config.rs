@@ -545,30 +545,7 @@ impl Config {
         vars.read(journal::MAX_PENDING, &mut journal.max_pending, |v| {
             parse_count(v).map(|n| n as u64)
         })?;
-        let catchup = &mut config.catchup;
-        if let Some(target) = vars.get(catchup::CATCHUP) {
-            catchup.set_target(&target);
-        }
-        vars.read(catchup::INTERVAL, &mut catchup.interval, parse_secs)?;
-        vars.read(catchup::WINDOW, &mut catchup.window, catchup::parse_hours)?;
-        vars.read(
-            catchup::MAX_REDELIVERIES,
-            &mut catchup.max_redeliveries,
-            parse_count,
-        )?;
-        vars.read(catchup::APP_ID, &mut catchup.app_id, |v| {
-            match v.trim().parse::<u64>() {
-                Ok(id) if id > 0 => Ok(Some(id)),
-                _ => Err(Expected("the App's numeric id")),
-            }
-        })?;
-        // A key is taken as given (PEM text spans lines).
-        if let Some(path) = vars.get(catchup::APP_KEY_PATH) {
-            catchup.app_key = Some(AppKey::Path(path.trim().into()));
-        }
-        if let Some(pem) = vars.get(catchup::APP_KEY) {
-            catchup.app_key = Some(AppKey::Pem(pem));
-        }
+        read_catchup(vars, &mut config.catchup)?;
         config.check()?;
         Ok(config)
     }
@@ -602,6 +579,38 @@ impl Config {
             journal::JOURNAL,
         )
     }
+}
+
+/// The catch-up's variables into `catchup` (also what [`DeliveryLog`](crate::DeliveryLog)
+/// reads).
+pub(crate) fn read_catchup(
+    vars: &Vars<impl Fn(&str) -> Option<String>>,
+    catchup: &mut CatchupSettings,
+) -> Result<(), ConfigError> {
+    if let Some(target) = vars.get(catchup::CATCHUP) {
+        catchup.set_target(&target);
+    }
+    vars.read(catchup::INTERVAL, &mut catchup.interval, parse_secs)?;
+    vars.read(catchup::WINDOW, &mut catchup.window, catchup::parse_hours)?;
+    vars.read(
+        catchup::MAX_REDELIVERIES,
+        &mut catchup.max_redeliveries,
+        parse_count,
+    )?;
+    vars.read(catchup::APP_ID, &mut catchup.app_id, |v| {
+        match v.trim().parse::<u64>() {
+            Ok(id) if id > 0 => Ok(Some(id)),
+            _ => Err(Expected("the App's numeric id")),
+        }
+    })?;
+    // A key is taken as given (PEM text spans lines).
+    if let Some(path) = vars.get(catchup::APP_KEY_PATH) {
+        catchup.app_key = Some(AppKey::Path(path.trim().into()));
+    }
+    if let Some(pem) = vars.get(catchup::APP_KEY) {
+        catchup.app_key = Some(AppKey::Pem(pem));
+    }
+    Ok(())
 }
 
 /// The environment as `from_env` reads it: an empty value counts as unset.
@@ -724,7 +733,7 @@ impl ConfigError {
     }
 
     /// The same error naming the environment variable instead of the builder method.
-    fn named_by_variable(self) -> Self {
+    pub(crate) fn named_by_variable(self) -> Self {
         let rename = |setting: &'static str| {
             SETTINGS
                 .iter()

@@ -67,6 +67,7 @@ mod catchup;
 mod client_addr;
 mod config;
 mod delivery;
+mod delivery_log;
 mod event_key;
 mod extract;
 mod github;
@@ -81,6 +82,7 @@ mod pipeline;
 mod rejection;
 mod routes;
 mod scan;
+mod sender;
 mod serve;
 pub mod signature;
 mod source;
@@ -91,6 +93,7 @@ pub use axum::extract::{FromRef, State};
 pub use catchup::CatchupStatus;
 pub use config::{Config, ConfigError};
 pub use delivery::Delivery;
+pub use delivery_log::{DeliveryLog, DeliveryLogError, LoggedDelivery};
 pub use extract::{FromDelivery, Payload};
 pub use handler::Handler;
 pub use hooks::Hooks;
@@ -99,6 +102,7 @@ pub use journal::{
     ReplayOutcome, StoredDelivery,
 };
 pub use rejection::{InvalidJson, PayloadMismatch, PayloadRejection};
+pub use sender::{SendError, Sender, Sent};
 pub use serve::{Server, serve, serve_with_shutdown, shutdown_signal};
 
 /// Turns an `async fn` into a handler for the given event keys.

@@ -2,7 +2,7 @@
 //! `Link` to the next page), one redelivery request, and the credentials they carry (a
 //! token, or a JWT signed as the App). Refusals are read by `github`'s rules.
 
-use super::settings::Target;
+use super::settings::{Checked, Target};
 use crate::github::{self, BACKOFF_BASE, Refusal};
 use http::{HeaderMap, StatusCode, header};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,6 +25,14 @@ pub(crate) struct Attempt {
     /// `status` was `OK`.
     pub(crate) ok: bool,
     pub(crate) event: String,
+    /// The rest GitHub lists, for a person reading the log (`DeliveryLog`): `status`
+    /// as written (`OK`, `Invalid HTTP Response: 503`), the hook's status code (0
+    /// without an answer), the action, whether it was a redelivery, milliseconds taken.
+    pub(crate) status: String,
+    pub(crate) status_code: u16,
+    pub(crate) action: Option<String>,
+    pub(crate) redelivery: bool,
+    pub(crate) duration_ms: Option<u64>,
 }
 
 /// One page of the list.
@@ -57,7 +65,22 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    pub(crate) fn new(client: reqwest::Client, base: &str, target: Target, auth: Auth) -> Self {
+    /// The client of a checked target's log: signed as the App when it is the App's
+    /// hook, else with `token`.
+    pub(crate) fn for_target(
+        client: reqwest::Client,
+        base: &str,
+        checked: Checked,
+        token: Option<&str>,
+    ) -> Self {
+        let auth = match checked.app {
+            Some((id, key)) => Auth::App { id, key },
+            None => Auth::Token(token.unwrap_or_default().trim().to_owned()),
+        };
+        Self::new(client, base, checked.target, auth)
+    }
+
+    fn new(client: reqwest::Client, base: &str, target: Target, auth: Auth) -> Self {
         Self {
             client,
             base: base.trim_end_matches('/').to_owned(),
@@ -206,6 +229,14 @@ pub(crate) fn parse_attempts(body: &[u8]) -> Result<Vec<Attempt>, String> {
         status: String,
         #[serde(default)]
         event: Option<String>,
+        #[serde(default)]
+        status_code: Option<u16>,
+        #[serde(default)]
+        action: Option<String>,
+        #[serde(default)]
+        redelivery: Option<bool>,
+        #[serde(default)]
+        duration: Option<f64>,
     }
     let items: Vec<Item> = serde_json::from_slice(body)
         .map_err(|e| format!("the deliveries list is not the expected JSON: {e}"))?;
@@ -227,6 +258,14 @@ pub(crate) fn parse_attempts(body: &[u8]) -> Result<Vec<Attempt>, String> {
                 delivered_at,
                 ok: item.status.eq_ignore_ascii_case("ok"),
                 event: item.event.unwrap_or_default(),
+                status: item.status,
+                status_code: item.status_code.unwrap_or(0),
+                action: item.action,
+                redelivery: item.redelivery.unwrap_or(false),
+                duration_ms: item
+                    .duration
+                    .filter(|secs| secs.is_finite() && *secs >= 0.0)
+                    .map(|secs| (secs * 1000.0).round() as u64),
             })
         })
         .collect()
@@ -418,6 +457,11 @@ mod tests {
         assert!(attempts[0].ok && !attempts[1].ok);
         assert_eq!(attempts[1].id, 12_345_679);
         assert_eq!(attempts[1].event, "push");
+        assert_eq!(attempts[1].status, "Invalid HTTP Response: 503");
+        assert_eq!(attempts[1].status_code, 503);
+        assert_eq!(attempts[0].action.as_deref(), Some("opened"));
+        assert_eq!(attempts[0].duration_ms, Some(270));
+        assert!(!attempts[0].redelivery);
         assert_eq!(parse_attempts(b"[]").unwrap(), vec![]);
         for (body, why) in [
             (&b"<html>rate limited</html>"[..], "not the expected JSON"),

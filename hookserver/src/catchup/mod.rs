@@ -25,7 +25,7 @@ use crate::{
     github::{self, Refusal},
     journal::{JournalError, store::Store, time},
 };
-use api::{Api, Auth};
+use api::Api;
 use pass::Decision;
 use settings::{CatchupSettings, Checked, Target};
 use std::{
@@ -101,17 +101,14 @@ impl Catchup {
         api_url: &str,
         token: Option<&str>,
     ) -> Result<Option<Arc<Self>>, ConfigError> {
-        let Some(Checked { target, app }) = checked else {
+        let Some(checked) = checked else {
             return Ok(None);
         };
         let client = github::client(api::REQUEST_TIMEOUT, "the HTTP client for the catch-up")?;
-        let auth = match app {
-            Some((id, key)) => Auth::App { id, key },
-            None => Auth::Token(token.unwrap_or_default().trim().to_owned()),
-        };
+        let target = checked.target.clone();
         let key = target.key();
         Ok(Some(Arc::new(Self {
-            api: Api::new(client, api_url, target.clone(), auth),
+            api: Api::for_target(client, api_url, checked, token),
             status: Mutex::new(CatchupStatus {
                 target: key.clone(),
                 ..CatchupStatus::default()

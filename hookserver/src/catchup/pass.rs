@@ -84,6 +84,11 @@ mod tests {
             delivered_at: at,
             ok,
             event: "push".into(),
+            status: if ok { "OK" } else { "failed" }.into(),
+            status_code: if ok { 200 } else { 0 },
+            action: None,
+            redelivery: false,
+            duration_ms: None,
         }
     }
 
