@@ -23,11 +23,10 @@
 
 use hookserver::{Config, Delivery, Hooks, Payload, hook};
 use serde::{Deserialize, de::IgnoredAny};
-use std::{
-    io::{BufWriter, IsTerminal},
-    net::SocketAddr,
-    process::ExitCode,
-};
+use std::{net::SocketAddr, process::ExitCode};
+
+#[path = "support/logging.rs"]
+mod logging;
 
 /// Only what the handler reads: the rest of the payload is skipped, not parsed into
 /// a tree, which is what makes every delivery cheap and big pushes cheaper still.
@@ -82,27 +81,10 @@ const DEFAULT_JOURNAL: &str = "sqlite:hookserver.db";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // One log line per delivery, written by a background thread that batches the
-    // lines under load (one write for many) and never drops one (backpressure
-    // instead): the delivery path formats, it does not wait on stdout. The queue
-    // holds 16,384 lines (the default 128,000 preallocates megabytes).
-    let stdout = std::io::stdout();
-    let ansi = stdout.is_terminal();
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(16 * 1024)
-        .finish(BufWriter::with_capacity(64 * 1024, stdout));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // h2 warns once per HTTP/2 connection it closes for abuse (rapid reset),
-                // which an attacker can repeat at will; hookserver reports those
-                // connections itself, rate limited.
-                .unwrap_or_else(|_| "info,h2=error".into()),
-        )
-        .with_ansi(ansi)
-        .with_writer(writer)
-        .init();
+    // h2 warns once per HTTP/2 connection it closes for abuse (rapid reset), which
+    // an attacker can repeat at will; hookserver reports those connections itself,
+    // rate limited.
+    let _flush_on_exit = logging::init("info,h2=error");
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -13,6 +13,9 @@ use hookserver::{Config, Delivery, Hooks, hook};
 use serde_json::Value;
 use std::{net::SocketAddr, process::ExitCode};
 
+#[path = "support/logging.rs"]
+mod logging;
+
 #[hook("ping")]
 async fn ping(_payload: Value) -> &'static str {
     "pong"
@@ -31,20 +34,7 @@ async fn push(payload: Value, delivery: Delivery) -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     // The same per-delivery logging as the `server` example, so the two compare.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(16 * 1024)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(false)
-        .with_writer(writer)
-        .init();
+    let _flush_on_exit = logging::init("info");
     let run = async {
         let config = Config::from_env().map_err(|e| e.to_string())?;
         let addr: SocketAddr = std::env::var("HOOKSERVER_ADDR")

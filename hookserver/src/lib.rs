@@ -77,6 +77,7 @@ mod health;
 mod hooks;
 mod journal;
 mod log_limit;
+mod log_writer;
 mod meta;
 mod pipeline;
 mod rejection;
@@ -101,6 +102,7 @@ pub use journal::{
     Ack, DeliveryState, Journal, JournalEntry, JournalError, JournalStats, ListFilter,
     ReplayOutcome, StoredDelivery,
 };
+pub use log_writer::{LogFlushGuard, LogWriter};
 pub use rejection::{InvalidJson, PayloadMismatch, PayloadRejection};
 pub use sender::{SendError, Sender, Sent};
 pub use serve::{Server, serve, serve_with_shutdown, shutdown_signal};
