@@ -21,7 +21,11 @@ use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, mpsc},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     time::Duration,
 };
 use tokio::sync::oneshot;
@@ -90,8 +94,32 @@ CREATE INDEX catchup_requests_last ON catchup_requests (last_asked_at);
 const COUNT_PENDING: &str = "SELECT (SELECT COUNT(*) FROM deliveries WHERE state = 'queued') \
      + (SELECT COUNT(*) FROM deliveries WHERE state = 'running')";
 
-/// How often the checkpointer copies the WAL back into the database file.
+/// How often the checkpointer copies the WAL back into the database file when
+/// nothing is being written.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How long the WAL may grow. Under steady writes the checkpointer never catches up
+/// with the writer's end of the log, and SQLite only rewinds a log that is wholly
+/// copied: without a rewind the WAL would grow for as long as the load lasts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WalBounds {
+    /// A WAL longer than this many frames (a page each) after a checkpoint is
+    /// rewound by the writer.
+    pub(crate) rewind_frames: i64,
+    /// What SQLite truncates a rewound WAL to, so that a burst's log does not keep
+    /// its disk space.
+    pub(crate) size_limit: i64,
+}
+
+impl WalBounds {
+    /// 64 MiB of 4 KiB pages, truncated to 64 MiB.
+    pub(crate) const DEFAULT: Self = Self {
+        rewind_frames: 16 * 1024,
+        size_limit: 64 * 1024 * 1024,
+    };
+}
+
+/// How often the checkpointer passes while the log keeps growing.
+const CHECKPOINT_SOON: Duration = Duration::from_millis(50);
 
 type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
 
@@ -141,9 +169,14 @@ impl SqliteStore {
     /// Opens (creating if missing) the journal at `path`, migrating its schema, and
     /// starts the writer thread. Blocking: called once, at start-up.
     pub(crate) fn open(path: &Path) -> Result<Self, JournalError> {
+        Self::open_with(path, WalBounds::DEFAULT)
+    }
+
+    /// [`SqliteStore::open`] with other bounds on the WAL (tests make them small).
+    pub(crate) fn open_with(path: &Path, wal: WalBounds) -> Result<Self, JournalError> {
         let unavailable = |e: rusqlite::Error| JournalError::open(path, e);
         let mut conn = Connection::open(path).map_err(unavailable)?;
-        configure(&conn).map_err(unavailable)?;
+        configure(&conn, wal.size_limit).map_err(unavailable)?;
         migrate(&mut conn).map_err(unavailable)?;
         let pending: i64 = conn
             .query_row(COUNT_PENDING, [], |r| r.get(0))
@@ -163,9 +196,11 @@ impl SqliteStore {
         .map_err(unavailable)?;
         reader.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
         let (writer, commands) = mpsc::channel();
+        let rewind = Arc::new(AtomicBool::new(false));
         let mut thread = Writer {
             conn,
             pending: pending as u64,
+            rewind: Arc::clone(&rewind),
         };
         let (stop_checkpoints, checkpoint_stop) = mpsc::channel::<()>();
         std::thread::Builder::new()
@@ -178,7 +213,7 @@ impl SqliteStore {
             .map_err(|e| JournalError::Unavailable(format!("cannot start the writer: {e}")))?;
         std::thread::Builder::new()
             .name("hookserver-checkpoint".into())
-            .spawn(move || checkpoints(&checkpointer, &checkpoint_stop))
+            .spawn(move || checkpoints(&checkpointer, &checkpoint_stop, &rewind, wal))
             .map_err(|e| {
                 JournalError::Unavailable(format!("cannot start the checkpointer: {e}"))
             })?;
@@ -224,7 +259,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, wal_size_limit: i64) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL: readers never block the writer. FULL: the WAL is synced at every commit,
     // so a delivery answered 2xx survives a power cut, not just a crash.
@@ -237,21 +272,47 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // 16 MiB of page cache (SQLite's default is 2 MiB): the dedupe index is keyed by
     // random GUIDs, so each insert touches a random leaf, and a week of deliveries
     // keeps most of them here rather than in a read per insert.
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;",
-    )
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; \
+             PRAGMA journal_size_limit = {wal_size_limit};"
+    ))
 }
 
 /// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`], without
-/// blocking the writer (`PASSIVE`), until the writer stops.
-fn checkpoints(conn: &Connection, stop: &mpsc::Receiver<()>) {
+/// blocking the writer (`PASSIVE`), until the writer stops; asks the writer to
+/// rewind a log that has grown past its bounds.
+fn checkpoints(
+    conn: &Connection,
+    stop: &mpsc::Receiver<()>,
+    rewind: &AtomicBool,
+    bounds: WalBounds,
+) {
+    let mut wait = CHECKPOINT_EVERY;
+    let mut asked = false;
     loop {
         let stopped = matches!(
-            stop.recv_timeout(CHECKPOINT_EVERY),
+            stop.recv_timeout(wait),
             Err(mpsc::RecvTimeoutError::Disconnected)
         );
         // A failed pass (a reader holding an old snapshot) is retried next time.
-        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        // The answer is (busy, frames in the log, frames copied).
+        let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(1)
+        });
+        let frames = frames.unwrap_or(0);
+        // While deliveries keep coming, passes come often: each copies less, so
+        // the writer's share of a rewind stays small. A log found empty just after
+        // a rewind (the writer's first batch not yet committed) is no sign of calm.
+        let writing = frames > 0 || asked;
+        asked = frames > bounds.rewind_frames;
+        if asked {
+            rewind.store(true, Ordering::Relaxed);
+        }
+        wait = if writing {
+            CHECKPOINT_SOON
+        } else {
+            CHECKPOINT_EVERY
+        };
         if stopped {
             return;
         }
@@ -283,6 +344,9 @@ struct Writer {
     conn: Connection,
     /// Rows queued or running: kept here, where every change to it is made.
     pending: u64,
+    /// Set by the checkpointer when the WAL has grown long: the writer finishes the
+    /// checkpoint between two batches, so that its next commit rewinds the log.
+    rewind: Arc<AtomicBool>,
 }
 
 /// A command's answer, held until its transaction commits.
@@ -298,6 +362,16 @@ impl Writer {
     fn run(&mut self, commands: mpsc::Receiver<Command>) {
         // Ends when every handle to the store is gone.
         while let Ok(first) = commands.recv() {
+            if self.rewind.swap(false, Ordering::Relaxed) {
+                // Only the frames written since the checkpointer's last pass are
+                // left to copy. Nothing writes meanwhile, so the checkpoint ends
+                // complete (unless a reader holds an old snapshot: then the next
+                // long log asks again), and SQLite rewinds the log at the next
+                // commit.
+                let _ = self
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match commands.try_recv() {
@@ -961,6 +1035,79 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         (SqliteStore::open(&dir.join("j.db")).unwrap(), dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_under_steady_writes_is_rewound_and_kept_near_its_limit() {
+        use std::sync::atomic::AtomicUsize;
+        let dir = std::env::temp_dir().join(format!(
+            "hookserver-sqlite-wal-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bounds = WalBounds {
+            rewind_frames: 128,
+            size_limit: 1024 * 1024,
+        };
+        let store = Arc::new(SqliteStore::open_with(&dir.join("j.db"), bounds).unwrap());
+        let wal = dir.join("j.db-wal");
+        let written = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // A body of 3 KB fills a page of its own: each insert is at least a page of
+        // log. 32 inserters keep the writer busy, so the checkpointer never finds
+        // the log idle and wholly copied, which is when SQLite rewinds it unasked.
+        let body = Bytes::from(vec![b' '; 3 * 1024]);
+        let inserters: Vec<_> = (0..32)
+            .map(|task| {
+                let (store, written, stop, body) = (
+                    Arc::clone(&store),
+                    Arc::clone(&written),
+                    Arc::clone(&stop),
+                    body.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut new = entry(&format!("g{task}-{n}"), None);
+                        new.body = body.clone();
+                        new.handled = false;
+                        store.insert(new).await.unwrap();
+                        written.fetch_add(1, Ordering::Relaxed);
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let count = || written.load(Ordering::Relaxed);
+        // Past the first checkpoints and rewinds (the first comes after
+        // `CHECKPOINT_EVERY`), watch the log while 20,000 more pages of bodies
+        // (80 MB) go through it.
+        let warm_up = std::time::Instant::now() + 3 * CHECKPOINT_EVERY;
+        while count() < 2_000 || std::time::Instant::now() < warm_up {
+            assert!(std::time::Instant::now() < deadline, "inserts too slow");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let start = count();
+        let mut largest = 0;
+        while count() - start < 20_000 {
+            assert!(std::time::Instant::now() < deadline, "inserts too slow");
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for inserter in inserters {
+            inserter.await.unwrap();
+        }
+        // Rewound every few hundred frames, it stays at a few MiB (7 to 8 here);
+        // never rewound, it would hold all 80 MB.
+        assert!(
+            largest < 32 * 1024 * 1024,
+            "the WAL grew to {largest} bytes: it was not rewound under load"
+        );
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     fn entry(guid: &str, claim_until: Option<i64>) -> NewEntry {
