@@ -78,6 +78,7 @@ mod hooks;
 mod journal;
 mod log_limit;
 mod meta;
+mod outgoing;
 mod pipeline;
 mod rejection;
 mod routes;
@@ -86,6 +87,8 @@ mod sender;
 mod serve;
 pub mod signature;
 mod source;
+#[cfg(feature = "test-util")]
+pub mod test;
 
 /// axum's own extractor of the registry's state (or a part of it, with
 /// [`FromRef`]): the same `State` you use in your routes.
