@@ -118,7 +118,13 @@ impl Sender {
     /// A sender to `url`, unsigned until [`secret`](Self::secret) is given, JSON, no
     /// retries, a 10 s timeout.
     pub fn new(url: impl Into<String>) -> Self {
-        let client = reqwest::Client::builder()
+        Self::with_client(url, reqwest::Client::builder())
+    }
+
+    /// A sender to `url` over a client built by `client` (the test kit's: no proxy,
+    /// no TLS roots to load).
+    pub(crate) fn with_client(url: impl Into<String>, client: reqwest::ClientBuilder) -> Self {
+        let client = client
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"));
         Self {
