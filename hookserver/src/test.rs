@@ -3,25 +3,33 @@
 //! server's URL, and their answers read back as a [`TestResponse`].
 //!
 //! ```
-//! use hookserver::{Config, Hooks, test};
-//! use serde_json::{Value, json};
-//! use tower::ServiceExt;
+//! use hookserver::{Config, Hooks, Payload, hook, test};
+//! use serde::Deserialize;
+//! use serde_json::json;
+//! use tower::ServiceExt; // oneshot
+//!
+//! #[derive(Deserialize)]
+//! struct PullRequestEvent {
+//!     number: u64,
+//! }
+//!
+//! #[hook("pull_request.opened")]
+//! async fn pr_opened(Payload(pr): Payload<PullRequestEvent>) -> String {
+//!     format!("PR #{} opened", pr.number)
+//! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let hooks = Hooks::new(Config::new().secret("s3cret").validate_ip(false))
-//!     .on("pull_request.opened", |pr: Value| async move {
-//!         format!("#{} opened", pr["number"])
-//!     });
+//! let config = Config::new().secret("test secret").validate_ip(false);
+//! let router = Hooks::new(config).hook(pr_opened).router("/hooks");
 //! let request = test::delivery("pull_request")
 //!     .action("opened")
 //!     .payload_json(&json!({"number": 42}))
-//!     .secret("s3cret")
+//!     .secret("test secret")
 //!     .request("/hooks");
-//! let response = hooks.router("/hooks").oneshot(request).await.unwrap();
-//! let answer = test::read(response).await;
+//! let answer = test::read(router.oneshot(request).await.expect("infallible")).await;
 //! assert_eq!(answer.status, 200);
-//! assert_eq!(answer.text, "#42 opened");
+//! assert_eq!(answer.text, "PR #42 opened");
 //! # }
 //! ```
 //!
