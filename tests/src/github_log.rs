@@ -13,7 +13,6 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use hookserver::signature::sign_sha256;
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
@@ -244,15 +243,18 @@ impl GithubLog {
             let (event, body) = inner.bodies.get(guid).cloned().unwrap_or_default();
             (inner.hook_url.clone(), inner.hook_id, event, body)
         };
+        let (headers, body) = hookserver::test::delivery(&event)
+            .guid(guid)
+            .hook_id(hook_id)
+            .user_agent("GitHub-Hookshot/044aadd")
+            .payload_bytes(body)
+            .secret(SECRET)
+            .headers_and_body();
+        // Not `TestDelivery::send`: a delivery that gets no answer is logged as one.
         let sent = self
             .client
             .post(url)
-            .header("x-github-event", event)
-            .header("x-github-delivery", guid)
-            .header("x-github-hook-id", hook_id.to_string())
-            .header("user-agent", "GitHub-Hookshot/044aadd")
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", sign_sha256(SECRET.as_bytes(), &body))
+            .headers(headers)
             .body(body)
             .send()
             .await;
