@@ -58,6 +58,12 @@
 //! 7. The most specific handler: `event.action`, then `event`, then `*`; none →
 //!    `200 Hook not used`. A handler that panics → `500`, and the server keeps serving.
 //!
+//! # Features
+//!
+//! - `test-util` (off by default; for your `[dev-dependencies]`, as tokio's): the `test`
+//!   module, deliveries built and signed like GitHub's for `tower::ServiceExt::oneshot` on
+//!   the router or for a running server, and helpers to read the answer.
+//!
 //! [axum]: https://docs.rs/axum
 #![doc(test(attr(deny(warnings))))]
 
@@ -79,6 +85,7 @@ mod journal;
 mod log_limit;
 mod log_writer;
 mod meta;
+mod outgoing;
 mod pipeline;
 mod rejection;
 mod routes;
@@ -87,6 +94,8 @@ mod sender;
 mod serve;
 pub mod signature;
 mod source;
+#[cfg(feature = "test-util")]
+pub mod test;
 
 /// axum's own extractor of the registry's state (or a part of it, with
 /// [`FromRef`]): the same `State` you use in your routes.

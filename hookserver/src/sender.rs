@@ -3,24 +3,16 @@
 //! returns the answer ([`Sent`]). What `hookserver send` uses, and what a program
 //! uses to notify another hook server (the role of Python's Barker).
 //!
-//! Signing is `signature`'s (`sign_sha256`, `sign_sha1`); this module only builds and
-//! sends the request.
+//! The delivery is built by `outgoing` (as the test kit's are); this module only
+//! sends it.
 
-use crate::signature::{SIGNATURE_256_HEADER, SIGNATURE_SHA1_HEADER, sign_sha1, sign_sha256};
+use crate::outgoing::{Outgoing, new_guid};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+use http::{HeaderMap, StatusCode};
 use std::{
     fmt,
     time::{Duration, Instant},
 };
-
-/// What a form body leaves unencoded: RFC 3986's unreserved characters.
-const FORM: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// The longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -55,12 +47,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub struct Sender {
     client: Result<reqwest::Client, String>,
     url: String,
-    secret: Option<Vec<u8>>,
-    sha1: bool,
-    form: bool,
-    hook_id: Option<u64>,
-    target: Option<(String, u64)>,
-    user_agent: String,
+    outgoing: Outgoing,
     timeout: Duration,
     retries: u32,
     backoff: Duration,
@@ -70,12 +57,7 @@ impl fmt::Debug for Sender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sender")
             .field("url", &self.url)
-            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
-            .field("sha1", &self.sha1)
-            .field("form", &self.form)
-            .field("hook_id", &self.hook_id)
-            .field("target", &self.target)
-            .field("user_agent", &self.user_agent)
+            .field("delivery", &self.outgoing)
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .field("backoff", &self.backoff)
@@ -136,18 +118,19 @@ impl Sender {
     /// A sender to `url`, unsigned until [`secret`](Self::secret) is given, JSON, no
     /// retries, a 10 s timeout.
     pub fn new(url: impl Into<String>) -> Self {
-        let client = reqwest::Client::builder()
+        Self::with_client(url, reqwest::Client::builder())
+    }
+
+    /// A sender to `url` over a client built by `client` (the test kit's: no proxy,
+    /// no TLS roots to load).
+    pub(crate) fn with_client(url: impl Into<String>, client: reqwest::ClientBuilder) -> Self {
+        let client = client
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"));
         Self {
             client,
             url: url.into(),
-            secret: None,
-            sha1: false,
-            form: false,
-            hook_id: None,
-            target: None,
-            user_agent: Self::USER_AGENT.to_owned(),
+            outgoing: Outgoing::new(Self::USER_AGENT),
             timeout: Self::DEFAULT_TIMEOUT,
             retries: 0,
             backoff: Self::DEFAULT_BACKOFF,
@@ -156,39 +139,39 @@ impl Sender {
 
     /// Signs every delivery with `secret` (`X-Hub-Signature-256`).
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
-        self.secret = Some(secret.as_ref().to_vec());
+        self.outgoing.secret = Some(secret.as_ref().to_vec());
         self
     }
 
     /// Also sends the legacy `X-Hub-Signature` (HMAC-SHA1), as GitHub does.
     pub fn sha1(mut self, on: bool) -> Self {
-        self.sha1 = on;
+        self.outgoing.sha1 = on;
         self
     }
 
     /// Sends the payload as a form (`application/x-www-form-urlencoded`, the JSON in
     /// the `payload` field), as hooks with that content type get it; else JSON.
     pub fn form(mut self, on: bool) -> Self {
-        self.form = on;
+        self.outgoing.form = on;
         self
     }
 
     /// Sends `X-GitHub-Hook-ID: id`.
     pub fn hook_id(mut self, id: u64) -> Self {
-        self.hook_id = Some(id);
+        self.outgoing.hook_id = Some(id);
         self
     }
 
     /// Sends `X-GitHub-Hook-Installation-Target-Type` and `-ID` (`repository`,
     /// `organization`, `integration`...).
     pub fn installation_target(mut self, kind: impl Into<String>, id: u64) -> Self {
-        self.target = Some((kind.into(), id));
+        self.outgoing.target = Some((kind.into(), id));
         self
     }
 
     /// Replaces the `User-Agent` ([`Sender::USER_AGENT`] by default).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = user_agent.into();
+        self.outgoing.user_agent = user_agent.into();
         self
     }
 
@@ -229,15 +212,24 @@ impl Sender {
         guid: &str,
         payload: impl Into<Bytes>,
     ) -> Result<Sent, SendError> {
-        let failed = |why: String, attempts| SendError {
-            url: self.url.clone(),
-            why,
-            attempts,
-        };
-        let client = self.client.as_ref().map_err(|why| failed(why.clone(), 0))?;
         let (headers, body) = self
-            .request(event, guid, payload.into())
-            .map_err(|why| failed(why, 0))?;
+            .outgoing
+            .build(event, guid, payload.into())
+            .map_err(|why| self.failed(why, 0))?;
+        self.post(guid, headers, body).await
+    }
+
+    /// Posts a built delivery (`guid` its `X-GitHub-Delivery`), retrying as configured.
+    pub(crate) async fn post(
+        &self,
+        guid: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Sent, SendError> {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|why| self.failed(why.clone(), 0))?;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -256,7 +248,7 @@ impl Sender {
                         attempts,
                     });
                 }
-                Err(why) if last => return Err(failed(why, attempts)),
+                Err(why) if last => return Err(self.failed(why, attempts)),
                 Err(_) => {}
             }
             let pause = self
@@ -267,60 +259,12 @@ impl Sender {
         }
     }
 
-    /// The headers and body of a delivery.
-    fn request(
-        &self,
-        event: &str,
-        guid: &str,
-        payload: Bytes,
-    ) -> Result<(HeaderMap, Bytes), String> {
-        let value = |name: &str, v: &str| {
-            HeaderValue::from_str(v).map_err(|_| format!("{name} {v:?} is not a header value"))
-        };
-        let body = if self.form {
-            let mut form = b"payload=".to_vec();
-            form.extend(percent_encoding::percent_encode(&payload, FORM).flat_map(str::bytes));
-            Bytes::from(form)
-        } else {
-            payload
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert("x-github-event", value("the event", event)?);
-        headers.insert("x-github-delivery", value("the GUID", guid)?);
-        if let Some(id) = self.hook_id {
-            headers.insert("x-github-hook-id", HeaderValue::from(id));
+    fn failed(&self, why: String, attempts: u32) -> SendError {
+        SendError {
+            url: self.url.clone(),
+            why,
+            attempts,
         }
-        if let Some((kind, id)) = &self.target {
-            headers.insert(
-                "x-github-hook-installation-target-type",
-                value("the installation target type", kind)?,
-            );
-            headers.insert(
-                "x-github-hook-installation-target-id",
-                HeaderValue::from(*id),
-            );
-        }
-        headers.insert(
-            header::USER_AGENT,
-            value("the User-Agent", &self.user_agent)?,
-        );
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(if self.form {
-                "application/x-www-form-urlencoded"
-            } else {
-                "application/json"
-            }),
-        );
-        if let Some(secret) = &self.secret {
-            let sha256 = sign_sha256(secret, &body);
-            headers.insert(SIGNATURE_256_HEADER, value("the signature", &sha256)?);
-            if self.sha1 {
-                let sha1 = sign_sha1(secret, &body);
-                headers.insert(SIGNATURE_SHA1_HEADER, value("the signature", &sha1)?);
-            }
-        }
-        Ok((headers, body))
     }
 
     /// One attempt: the answer, or why there was none.
@@ -366,91 +310,35 @@ fn describe(e: &reqwest::Error) -> String {
     why
 }
 
-/// A random version-4 UUID, as GitHub's delivery GUIDs are.
-pub(crate) fn new_guid() -> String {
-    let v = fastrand::u128(..) & !(0xF000 << 64) & !(0xC << 60) | (0x4000 << 64) | (0x8 << 60);
-    let h = format!("{v:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signature::{Signatures, Verifier};
 
     #[test]
-    fn guids_are_version_4_uuids() {
-        let a = new_guid();
-        assert_eq!(a.len(), 36);
-        let parts: Vec<&str> = a.split('-').collect();
-        assert_eq!(
-            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
-            [8, 4, 4, 4, 12]
-        );
-        assert!(parts[2].starts_with('4'), "{a}");
-        assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "{a}");
-        assert_ne!(a, new_guid());
-    }
-
-    #[test]
-    fn requests_are_signed_like_githubs() {
+    fn the_settings_reach_the_delivery() {
         let sender = Sender::new("http://127.0.0.1:9/hooks")
             .secret("s3cret")
             .sha1(true)
+            .form(true)
             .hook_id(7)
-            .installation_target("repository", 9);
+            .installation_target("repository", 9)
+            .user_agent("GitHub-Hookshot/x");
         let (headers, body) = sender
-            .request("push", "g", Bytes::from_static(b"{\"a\": 1}"))
+            .outgoing
+            .build("push", "g", Bytes::from_static(b"{}"))
             .unwrap();
-        assert_eq!(&body[..], b"{\"a\": 1}");
-        assert_eq!(headers["x-github-event"], "push");
-        assert_eq!(headers["x-github-delivery"], "g");
-        assert_eq!(headers["x-github-hook-id"], "7");
-        assert_eq!(
-            headers["x-github-hook-installation-target-type"],
-            "repository"
-        );
-        assert_eq!(headers["content-type"], "application/json");
-        assert!(
-            headers["user-agent"]
-                .to_str()
-                .unwrap()
-                .starts_with("GitHub-Hookshot/")
-        );
-        let verifier = Verifier::new(["s3cret"], true);
-        let signatures = Signatures::from_headers(&headers).unwrap();
-        assert!(verifier.verify(&body, signatures).is_ok());
-        let sha1_only = Signatures {
-            sha256: None,
-            ..signatures
-        };
-        assert!(verifier.verify(&body, sha1_only).is_ok());
-    }
-
-    #[test]
-    fn forms_carry_the_json_in_payload() {
-        let sender = Sender::new("http://x/").secret("s").form(true);
-        let (headers, body) = sender
-            .request("ping", "g", Bytes::from_static(b"{\"z\": \"a+b&c=d\"}"))
-            .unwrap();
-        assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
-        assert_eq!(
-            &body[..],
-            b"payload=%7B%22z%22%3A%20%22a%2Bb%26c%3Dd%22%7D".as_slice()
-        );
-        assert!(headers.get(SIGNATURE_SHA1_HEADER).is_none());
-        // The signature is over the form body, as GitHub signs it.
-        assert_eq!(
-            headers[SIGNATURE_256_HEADER],
-            sign_sha256(b"s", &body).as_str()
-        );
+        assert_eq!(&body[..], b"payload=%7B%7D");
+        for (name, value) in [
+            ("x-github-hook-id", "7"),
+            ("x-github-hook-installation-target-type", "repository"),
+            ("x-github-hook-installation-target-id", "9"),
+            ("user-agent", "GitHub-Hookshot/x"),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ] {
+            assert_eq!(headers[name], value, "{name}");
+        }
+        assert!(headers.contains_key("x-hub-signature-256"));
+        assert!(headers.contains_key("x-hub-signature"));
     }
 
     #[test]
@@ -460,13 +348,5 @@ mod tests {
             !debug.contains("hunter2") && debug.contains("[redacted]"),
             "{debug}"
         );
-    }
-
-    #[test]
-    fn bad_header_values_are_errors() {
-        let err = Sender::new("http://x/")
-            .request("pu\nsh", "g", Bytes::new())
-            .unwrap_err();
-        assert!(err.contains("the event"), "{err}");
     }
 }

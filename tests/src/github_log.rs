@@ -13,7 +13,6 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use hookserver::signature::sign_sha256;
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
@@ -244,15 +243,18 @@ impl GithubLog {
             let (event, body) = inner.bodies.get(guid).cloned().unwrap_or_default();
             (inner.hook_url.clone(), inner.hook_id, event, body)
         };
+        let (headers, body) = hookserver::test::delivery(&event)
+            .guid(guid)
+            .hook_id(hook_id)
+            .user_agent("GitHub-Hookshot/044aadd")
+            .payload_bytes(body)
+            .secret(SECRET)
+            .headers_and_body();
+        // Not `TestDelivery::send`: a delivery that gets no answer is logged as one.
         let sent = self
             .client
             .post(url)
-            .header("x-github-event", event)
-            .header("x-github-delivery", guid)
-            .header("x-github-hook-id", hook_id.to_string())
-            .header("user-agent", "GitHub-Hookshot/044aadd")
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", sign_sha256(SECRET.as_bytes(), &body))
+            .headers(headers)
             .body(body)
             .send()
             .await;
@@ -489,27 +491,14 @@ fn millis(t: SystemTime) -> u128 {
         .unwrap_or(0)
 }
 
-/// An ISO 8601 UTC time with milliseconds, as GitHub writes `delivered_at`.
+/// RFC 3339 in UTC, as GitHub writes `delivered_at`, to the millisecond (so that the
+/// attempts of one second keep their order).
 fn iso(t: SystemTime) -> String {
-    let ms = millis(t) as i64;
-    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let nanos = i128::try_from(millis(t)).expect("a time") * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .expect("a time within years 0 to 9999")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("an RFC 3339 time")
 }
 
 async fn list(

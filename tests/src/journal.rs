@@ -2,7 +2,7 @@
 //! deliveries with a GUID of their own and to wait for the journal to settle.
 
 use crate::{SECRET, client};
-use hookserver::{DeliveryState, Journal, JournalEntry, ListFilter, signature::sign_sha256};
+use hookserver::{DeliveryState, Journal, JournalEntry, ListFilter};
 use std::{
     path::PathBuf,
     sync::atomic::{AtomicUsize, Ordering},
@@ -136,18 +136,16 @@ pub fn delivery_with(
     hook_id: Option<&str>,
     body: &[u8],
 ) -> reqwest::RequestBuilder {
-    let mut request = client()
-        .post(url)
-        .header("x-github-event", event)
-        .header("x-github-delivery", guid)
-        .header("user-agent", "GitHub-Hookshot/044aadd")
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", sign_sha256(SECRET.as_bytes(), body))
-        .body(body.to_vec());
+    let mut delivery = hookserver::test::delivery(event)
+        .guid(guid)
+        .user_agent("GitHub-Hookshot/044aadd")
+        .payload_bytes(body.to_vec())
+        .secret(SECRET);
     if let Some(hook_id) = hook_id {
-        request = request.header("x-github-hook-id", hook_id);
+        delivery = delivery.hook_id(hook_id.parse().expect("a numeric hook id"));
     }
-    request
+    let (headers, body) = delivery.headers_and_body();
+    client().post(url).headers(headers).body(body)
 }
 
 /// Sends a delivery and returns its status, `Retry-After` and body.

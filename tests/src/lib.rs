@@ -1,5 +1,6 @@
-//! Helpers for hookserver's integration tests: a server on a real loopback port, a
-//! client that signs deliveries like GitHub does, and a stand-in for GitHub's API.
+//! Helpers for hookserver's integration tests: a server on a real loopback port,
+//! deliveries as GitHub sends them (built by `hookserver::test`), and a stand-in for
+//! GitHub's API.
 //!
 //! The tests themselves live in `tests/*.rs`, one file per area.
 
@@ -8,7 +9,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use hookserver::signature::sign_sha256;
+use hookserver::test::TestDelivery;
 use std::{
     net::SocketAddr,
     sync::{
@@ -129,25 +130,31 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// A delivery as GitHub sends it: signed with [`SECRET`], with all GitHub headers.
+/// The GUID of [`github_delivery`]'s deliveries.
+pub const GUID: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+
+/// A delivery of `payload` as GitHub sends it: signed with [`SECRET`], with all of
+/// GitHub's headers (the GUID [`GUID`], hook 292430182, repository 79929171).
+pub fn github_delivery(event: &str, payload: impl Into<bytes::Bytes>) -> TestDelivery {
+    hookserver::test::delivery(event)
+        .payload_bytes(payload)
+        .guid(GUID)
+        .hook_id(292_430_182)
+        .installation_target("repository", 79_929_171)
+        .user_agent("GitHub-Hookshot/044aadd")
+        .secret(SECRET)
+}
+
+/// [`github_delivery`] as a reqwest request, for tests that edit it, stream its body
+/// or send it concurrently.
 pub fn delivery(
     client: &reqwest::Client,
     url: &str,
     event: &str,
     body: impl Into<Vec<u8>>,
 ) -> reqwest::RequestBuilder {
-    let body = body.into();
-    client
-        .post(url)
-        .header("x-github-event", event)
-        .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-        .header("x-github-hook-id", "292430182")
-        .header("x-github-hook-installation-target-type", "repository")
-        .header("x-github-hook-installation-target-id", "79929171")
-        .header("user-agent", "GitHub-Hookshot/044aadd")
-        .header("content-type", "application/json")
-        .header("x-hub-signature-256", sign_sha256(SECRET.as_bytes(), &body))
-        .body(body)
+    let (headers, body) = github_delivery(event, body.into()).headers_and_body();
+    client.post(url).headers(headers).body(body)
 }
 
 /// Sends `request` and returns the status and body text.

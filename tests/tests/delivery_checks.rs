@@ -1,11 +1,10 @@
 //! Every early answer of the pipeline, over real loopback HTTP.
 
-use hookserver::{
-    Config, Hooks,
-    signature::{sign_sha1, sign_sha256},
-};
+use hookserver::{Config, Hooks, signature::sign_sha256, test};
 use serde_json::Value;
-use tests::{EditHeaders, SECRET, TestServer, client, config, delivery, form, send};
+use tests::{
+    EditHeaders, SECRET, TestServer, client, config, delivery, form, github_delivery, send,
+};
 
 const PING: &str = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
 
@@ -16,8 +15,11 @@ async fn server(config: Config) -> TestServer {
 #[tokio::test]
 async fn a_signed_delivery_reaches_its_handler() {
     let s = server(config()).await;
-    let (status, body) = send(delivery(&client(), &s.url(), "ping", PING)).await;
-    assert_eq!((status, body.as_str()), (200, "pong"));
+    let answer = github_delivery("ping", PING).send(&s.url()).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.text.as_str()),
+        (200, "pong")
+    );
 }
 
 #[tokio::test]
@@ -48,22 +50,24 @@ async fn only_post_is_served() {
 #[tokio::test]
 async fn missing_signature_is_400() {
     let s = server(config()).await;
-    let request = delivery(&client(), &s.url(), "ping", PING);
-    let mut request = request.build().unwrap();
-    request.headers_mut().remove("x-hub-signature-256");
-    let response = client().execute(request).await.unwrap();
-    assert_eq!(response.status().as_u16(), 400);
-    assert_eq!(response.text().await.unwrap(), "Missing signature");
+    let answer = github_delivery("ping", PING)
+        .remove_header("x-hub-signature-256")
+        .send(&s.url())
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.text.as_str()),
+        (400, "Missing signature")
+    );
 }
 
 #[tokio::test]
 async fn wrong_or_malformed_signature_is_400() {
     let s = server(config()).await;
+    let other_secret = github_delivery("ping", PING).secret("not the secret");
     let good = sign_sha256(SECRET.as_bytes(), PING.as_bytes());
-    let other_secret = sign_sha256(b"not the secret", PING.as_bytes());
     let tampered_body = sign_sha256(SECRET.as_bytes(), b"{}");
+    let mut wrong = vec![other_secret];
     for bad in [
-        other_secret.as_str(),
         tampered_body.as_str(),
         &good[7..], // no prefix
         "sha256=",
@@ -71,33 +75,34 @@ async fn wrong_or_malformed_signature_is_400() {
         "sha1=0123456789012345678901234567890123456789",
         &good[..good.len() - 1],
     ] {
-        let request =
-            delivery(&client(), &s.url(), "ping", PING).set_header("x-hub-signature-256", bad);
-        let (status, body) = send(request).await;
-        assert_eq!((status, body.as_str()), (400, "Wrong signature"), "{bad}");
+        wrong.push(github_delivery("ping", PING).header("x-hub-signature-256", bad));
+    }
+    for delivery in wrong {
+        let answer = delivery.send(&s.url()).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.text.as_str()),
+            (400, "Wrong signature"),
+            "{delivery:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn legacy_sha1_only_when_allowed() {
-    let sha1 = sign_sha1(SECRET.as_bytes(), PING.as_bytes());
-    let sha1_only = |url: &str| {
-        let mut request = delivery(&client(), url, "ping", PING)
-            .set_header("x-hub-signature", sha1.clone())
-            .build()
-            .unwrap();
-        request.headers_mut().remove("x-hub-signature-256");
-        request
-    };
+    let sha1_only = github_delivery("ping", PING).sha1_only();
     let strict = server(config()).await;
-    let response = client().execute(sha1_only(&strict.url())).await.unwrap();
-    assert_eq!(response.status().as_u16(), 400);
-    assert_eq!(response.text().await.unwrap(), "Missing signature");
+    let answer = sha1_only.send(&strict.url()).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.text.as_str()),
+        (400, "Missing signature")
+    );
 
     let legacy = server(config().allow_sha1(true)).await;
-    let response = client().execute(sha1_only(&legacy.url())).await.unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(response.text().await.unwrap(), "pong");
+    let answer = sha1_only.send(&legacy.url()).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.text.as_str()),
+        (200, "pong")
+    );
 }
 
 #[tokio::test]
@@ -109,25 +114,30 @@ async fn any_configured_secret_is_accepted_during_rotation() {
             .validate_ip(false),
     )
     .await;
-    let (status, _) = send(delivery(&client(), &s.url(), "ping", PING)).await;
-    assert_eq!(status, 200);
-    let request = delivery(&client(), &s.url(), "ping", PING).set_header(
-        "x-hub-signature-256",
-        sign_sha256(b"new secret", PING.as_bytes()),
-    );
-    assert_eq!(send(request).await.0, 200);
+    for secret in [SECRET, "new secret"] {
+        let answer = github_delivery("ping", PING)
+            .secret(secret)
+            .send(&s.url())
+            .await;
+        assert_eq!(answer.status, 200, "{secret}");
+    }
 }
 
 #[tokio::test]
 async fn unsigned_deliveries_pass_only_with_checking_off() {
+    let unsigned = test::delivery("ping").payload_bytes(PING);
     let s = server(Config::new().validate_signature(false).validate_ip(false)).await;
-    let request = client()
-        .post(s.url())
-        .set_header("x-github-event", "ping")
-        .set_header("x-github-delivery", "guid")
-        .set_header("content-type", "application/json")
-        .body(PING);
-    assert_eq!(send(request).await, (200, "pong".into()));
+    let answer = unsigned.send(&s.url()).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.text.as_str()),
+        (200, "pong")
+    );
+    let checking = server(config()).await;
+    let answer = unsigned.send(&checking.url()).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.text.as_str()),
+        (400, "Missing signature")
+    );
 }
 
 #[tokio::test]
@@ -137,16 +147,19 @@ async fn missing_github_headers_are_400() {
         ("x-github-event", "Missing header: X-GitHub-Event"),
         ("x-github-delivery", "Missing header: X-GitHub-Delivery"),
     ] {
-        let mut request = delivery(&client(), &s.url(), "ping", PING).build().unwrap();
-        request.headers_mut().remove(header);
-        let response = client().execute(request).await.unwrap();
-        assert_eq!(response.status().as_u16(), 400, "{header}");
-        assert_eq!(response.text().await.unwrap(), message);
-
-        let request = delivery(&client(), &s.url(), "ping", PING).set_header(header, "");
+        let missing = github_delivery("ping", PING).remove_header(header);
+        let answer = missing.send(&s.url()).await;
         assert_eq!(
-            send(request).await,
-            (400, message.to_owned()),
+            (answer.status.as_u16(), answer.text.as_str()),
+            (400, message),
+            "{header}"
+        );
+
+        let empty = github_delivery("ping", PING).header(header, "");
+        let answer = empty.send(&s.url()).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.text.as_str()),
+            (400, message),
             "{header} empty"
         );
     }
@@ -171,18 +184,31 @@ async fn content_types() {
         "application/json; charset=utf-8",
         "application/vnd.github+json",
     ] {
-        let request = delivery(&client(), &s.url(), "ping", PING).set_header("content-type", ok);
-        assert_eq!(send(request).await, (200, "pong".into()), "{ok}");
+        let answer = github_delivery("ping", PING)
+            .header("content-type", ok)
+            .send(&s.url())
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.text.as_str()),
+            (200, "pong"),
+            "{ok}"
+        );
     }
     for bad in [
         "text/plain",
         "application/xml",
         "multipart/form-data; boundary=x",
     ] {
-        let request = delivery(&client(), &s.url(), "ping", PING).set_header("content-type", bad);
-        let (status, body) = send(request).await;
-        assert_eq!(status, 415, "{bad}");
-        assert!(body.starts_with("Unsupported Content-Type"), "{body}");
+        let answer = github_delivery("ping", PING)
+            .header("content-type", bad)
+            .send(&s.url())
+            .await;
+        assert_eq!(answer.status, 415, "{bad}");
+        assert!(
+            answer.text.starts_with("Unsupported Content-Type"),
+            "{}",
+            answer.text
+        );
     }
 }
 
@@ -316,15 +342,11 @@ async fn bodies_over_the_limit_are_413() {
 #[tokio::test]
 async fn error_bodies_are_plain_text() {
     let s = server(config()).await;
-    let response = delivery(&client(), &s.url(), "ping", PING)
-        .set_header("x-hub-signature-256", "sha256=00")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/plain; charset=utf-8"
-    );
+    let answer = github_delivery("ping", PING)
+        .header("x-hub-signature-256", "sha256=00")
+        .send(&s.url())
+        .await;
+    assert_eq!(answer.headers["content-type"], "text/plain; charset=utf-8");
 }
 
 #[tokio::test]

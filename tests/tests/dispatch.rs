@@ -8,7 +8,7 @@ use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
-use tests::{TestServer, client, config, delivery, send};
+use tests::{GUID, TestServer, config, github_delivery};
 
 fn pr(action: &str) -> String {
     format!(
@@ -28,7 +28,6 @@ async fn the_most_specific_handler_wins() {
             |d: Delivery| async move { format!("* ({})", d.event()) },
         );
     let s = TestServer::hooks(hooks).await;
-    let c = client();
     let cases = [
         ("pull_request", pr("opened"), "pull_request.opened"),
         ("pull_request", pr("closed"), "pull_request"),
@@ -41,11 +40,9 @@ async fn the_most_specific_handler_wins() {
         ),
     ];
     for (event, body, want) in cases {
-        assert_eq!(
-            send(delivery(&c, &s.url(), event, body.clone())).await,
-            (200, want.to_owned()),
-            "{event} {body}"
-        );
+        let answer = github_delivery(event, body.clone()).send(&s.url()).await;
+        assert_eq!(answer.status, 200, "{event} {body}");
+        assert_eq!(answer.text, want, "{event} {body}");
     }
 }
 
@@ -53,19 +50,15 @@ async fn the_most_specific_handler_wins() {
 async fn an_action_handler_alone_does_not_catch_other_actions() {
     let hooks = Hooks::new(config()).on("pull_request.opened", |_: Value| async { "opened" });
     let s = TestServer::hooks(hooks).await;
-    let c = client();
-    assert_eq!(
-        send(delivery(&c, &s.url(), "pull_request", pr("opened"))).await,
-        (200, "opened".into())
-    );
-    assert_eq!(
-        send(delivery(&c, &s.url(), "pull_request", pr("closed"))).await,
-        (200, "Hook not used".into())
-    );
-    assert_eq!(
-        send(delivery(&c, &s.url(), "ping", "{}")).await,
-        (200, "Hook not used".into())
-    );
+    for (event, body, want) in [
+        ("pull_request", pr("opened"), "opened"),
+        ("pull_request", pr("closed"), "Hook not used"),
+        ("ping", "{}".to_owned(), "Hook not used"),
+    ] {
+        let answer = github_delivery(event, body.clone()).send(&s.url()).await;
+        assert_eq!(answer.status, 200, "{event} {body}");
+        assert_eq!(answer.text, want, "{event} {body}");
+    }
 }
 
 #[tokio::test]
@@ -78,13 +71,10 @@ async fn handlers_choose_their_status_and_headers() {
         )
     });
     let s = TestServer::hooks(hooks).await;
-    let response = delivery(&client(), &s.url(), "push", "{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 202);
-    assert_eq!(response.headers()["x-queued"], "yes");
-    assert_eq!(response.text().await.unwrap(), "queued");
+    let answer = github_delivery("push", "{}").send(&s.url()).await;
+    assert_eq!(answer.status, 202);
+    assert_eq!(answer.headers["x-queued"], "yes");
+    assert_eq!(answer.text, "queued");
 }
 
 #[tokio::test]
@@ -105,12 +95,14 @@ async fn delivery_metadata_reaches_the_handler() {
     });
     let s = TestServer::hooks(hooks).await;
     let body = pr("synchronize");
-    let (status, text) = send(delivery(&client(), &s.url(), "pull_request", body.clone())).await;
-    assert_eq!(status, 200);
+    let answer = github_delivery("pull_request", body.clone())
+        .send(&s.url())
+        .await;
+    assert_eq!(answer.status, 200);
     assert_eq!(
-        text,
+        answer.text,
         format!(
-            "pull_request|Some(\"synchronize\")|72d3162e-cc78-11e3-81ab-4c9367dc0958|Some(292430182)|\
+            "pull_request|Some(\"synchronize\")|{GUID}|Some(292430182)|\
              Some(\"repository\")|Some(79929171)|Some(\"GitHub-Hookshot/044aadd\")|{}|true",
             body.len()
         )
@@ -141,26 +133,34 @@ async fn typed_payloads_and_their_mismatches() {
         },
     );
     let s = TestServer::hooks(hooks).await;
-    let c = client();
-    assert_eq!(
-        send(delivery(&c, &s.url(), "pull_request", pr("opened"))).await,
-        (200, "#42 Fix it draft=false".into())
-    );
+    let answer = github_delivery("pull_request", pr("opened"))
+        .send(&s.url())
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text, "#42 Fix it draft=false");
 
     let wrong_type = r#"{"number":"forty-two","pull_request":{"title":"t","draft":false}}"#;
-    let (status, body) = send(delivery(&c, &s.url(), "pull_request", wrong_type)).await;
-    assert_eq!(status, 400);
+    let answer = github_delivery("pull_request", wrong_type)
+        .send(&s.url())
+        .await;
+    assert_eq!(answer.status, 400);
     assert!(
-        body.starts_with("Payload does not match: number: invalid type: string"),
-        "{body}"
+        answer
+            .text
+            .starts_with("Payload does not match: number: invalid type: string"),
+        "{}",
+        answer.text
     );
 
     let missing = r#"{"number":1,"pull_request":{"title":"t"}}"#;
-    let (status, body) = send(delivery(&c, &s.url(), "pull_request", missing)).await;
-    assert_eq!(status, 400);
+    let answer = github_delivery("pull_request", missing)
+        .send(&s.url())
+        .await;
+    assert_eq!(answer.status, 400);
     assert!(
-        body.contains("pull_request: missing field `draft`"),
-        "{body}"
+        answer.text.contains("pull_request: missing field `draft`"),
+        "{}",
+        answer.text
     );
 }
 
@@ -179,12 +179,9 @@ async fn state_is_shared_with_handlers() {
         },
     );
     let s = TestServer::hooks(hooks).await;
-    let c = client();
     for want in ["1", "2", "3"] {
-        assert_eq!(
-            send(delivery(&c, &s.url(), "push", "{}")).await,
-            (200, want.into())
-        );
+        let answer = github_delivery("push", "{}").send(&s.url()).await;
+        assert_eq!((answer.status.as_u16(), answer.text.as_str()), (200, want));
     }
     assert_eq!(app.seen.load(Ordering::SeqCst), 3);
 }
@@ -197,24 +194,27 @@ async fn a_panicking_handler_is_a_500_and_the_server_keeps_serving() {
         })
         .on("ping", |_: Value| async { "pong" });
     let s = TestServer::hooks(hooks).await;
-    let c = client();
     let mut tasks = Vec::new();
     for i in 0..64 {
-        let (c, url) = (c.clone(), s.url());
+        let url = s.url();
         tasks.push(tokio::spawn(async move {
             let event = if i % 2 == 0 { "push" } else { "ping" };
-            (event, send(delivery(&c, &url, event, "{}")).await)
+            let answer = github_delivery(event, "{}").send(&url).await;
+            (event, answer.status.as_u16(), answer.text)
         }));
     }
     for task in tasks {
         match task.await.unwrap() {
-            ("push", answer) => assert_eq!(answer, (500, "Internal server error".into())),
-            (_, answer) => assert_eq!(answer, (200, "pong".into())),
+            ("push", status, text) => {
+                assert_eq!((status, text.as_str()), (500, "Internal server error"))
+            }
+            (_, status, text) => assert_eq!((status, text.as_str()), (200, "pong")),
         }
     }
+    let answer = github_delivery("ping", "{}").send(&s.url()).await;
     assert_eq!(
-        send(delivery(&c, &s.url(), "ping", "{}")).await,
-        (200, "pong".into())
+        (answer.status.as_u16(), answer.text.as_str()),
+        (200, "pong")
     );
 }
 
@@ -225,9 +225,10 @@ async fn a_handler_panicking_before_its_future_is_a_500() {
         panic!("sync bug")
     });
     let s = TestServer::hooks(hooks).await;
+    let answer = github_delivery("push", "{}").send(&s.url()).await;
     assert_eq!(
-        send(delivery(&client(), &s.url(), "push", "{}")).await,
-        (500, "Internal server error".into())
+        (answer.status.as_u16(), answer.text.as_str()),
+        (500, "Internal server error")
     );
 }
 

@@ -8,7 +8,7 @@ use std::{
     sync::OnceLock,
     time::{Duration, Instant},
 };
-use tests::{CapturedLogs, EditHeaders, SECRET, TestServer, capture_logs, client, delivery, send};
+use tests::{CapturedLogs, SECRET, TestServer, capture_logs, github_delivery};
 
 /// One capture for the binary, at debug: where every rejection is, in full.
 fn logs() -> &'static CapturedLogs {
@@ -44,17 +44,21 @@ fn hooks() -> Hooks {
 async fn a_wrong_signature_warns_once_with_its_header_then_one_count_per_interval() {
     logs();
     let s = TestServer::hooks(hooks()).await;
-    let c = client();
     let body = r#"{"ref":"refs/heads/main"}"#;
-    let forged = sign_sha256(b"a secret of somebody else", body.as_bytes());
+    let somebody_else = "a secret of somebody else";
+    let forged = sign_sha256(somebody_else.as_bytes(), body.as_bytes());
     let genuine = sign_sha256(SECRET.as_bytes(), body.as_bytes());
     let wrong = |i: usize| {
-        delivery(&c, &s.url(), "push", body)
-            .set_header("x-github-delivery", format!("wrong-{i}"))
-            .set_header("x-hub-signature-256", &forged)
+        github_delivery("push", body)
+            .guid(&format!("wrong-{i}"))
+            .secret(somebody_else)
     };
     let started = Instant::now();
-    assert_eq!(send(wrong(0)).await, (400, "Wrong signature".into()));
+    let answer = wrong(0).send(&s.url()).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.text.as_str()),
+        (400, "Wrong signature")
+    );
     let warnings = lines_with(&[" WARN ", "delivery rejected: Wrong signature"]);
     let [warning] = &warnings[..] else {
         panic!("{} warnings: {warnings:#?}", warnings.len())
@@ -65,7 +69,7 @@ async fn a_wrong_signature_warns_once_with_its_header_then_one_count_per_interva
     );
     assert!(warning.contains("event=\"push\""), "{warning}");
     for i in 1..=50 {
-        assert_eq!(send(wrong(i)).await.0, 400);
+        assert_eq!(wrong(i).send(&s.url()).await.status, 400);
     }
     assert!(
         started.elapsed() < INTERVAL,
@@ -93,7 +97,7 @@ async fn a_wrong_signature_warns_once_with_its_header_then_one_count_per_interva
     // Once the interval is over, the next one brings the count: the 50 and itself.
     tokio::time::sleep(INTERVAL.saturating_sub(started.elapsed()) + Duration::from_millis(100))
         .await;
-    assert_eq!(send(wrong(51)).await.0, 400);
+    assert_eq!(wrong(51).send(&s.url()).await.status, 400);
     let summaries = lines_with(&[" WARN ", "more deliveries rejected: Wrong signature"]);
     let [summary] = &summaries[..] else {
         panic!("{} summaries: {summaries:#?}", summaries.len())
@@ -114,15 +118,12 @@ async fn a_wrong_signature_warns_once_with_its_header_then_one_count_per_interva
 async fn each_kind_has_its_own_first_warning() {
     logs();
     let s = TestServer::hooks(hooks()).await;
-    let c = client();
-    let body = "{}";
-    let issues =
-        |guid: &str| delivery(&c, &s.url(), "issues", body).set_header("x-github-delivery", guid);
-    let (status, _) = send(issues("kinds-nosig").remove_header("x-hub-signature-256")).await;
-    assert_eq!(status, 400);
+    let issues = |guid: &str| github_delivery("issues", "{}").guid(guid);
+    let unsigned = issues("kinds-nosig").remove_header("x-hub-signature-256");
+    assert_eq!(unsigned.send(&s.url()).await.status, 400);
     // (No wrong signature here: the other test counts those.)
-    let (status, _) = send(issues("kinds-type").set_header("content-type", "text/plain")).await;
-    assert_eq!(status, 415);
+    let text = issues("kinds-type").header("content-type", "text/plain");
+    assert_eq!(text.send(&s.url()).await.status, 415);
     let warnings = lines_with(&[" WARN ", "delivery rejected", "event=\"issues\""]);
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert!(
