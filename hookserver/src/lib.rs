@@ -78,6 +78,8 @@ mod hooks;
 mod journal;
 mod log_limit;
 mod meta;
+mod metrics;
+mod outcome;
 mod pipeline;
 mod rejection;
 mod routes;
