@@ -256,7 +256,8 @@ where
         None => (None, None, None),
     };
     let reason = reason.as_deref();
-    // The delivery's outcome, decided here once from what the log line reads too.
+    // The delivery's outcome, decided here once, from the status and reason the log
+    // line below writes.
     if let (Some(metrics), Some(label)) = (&pipeline.metrics, label) {
         let outcome = Outcome::decide(answer, status, refusal);
         metrics.delivered(label, outcome, elapsed);
