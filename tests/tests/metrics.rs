@@ -689,3 +689,82 @@ async fn catchup_found_and_redelivered() {
         scraped.text
     );
 }
+
+#[tokio::test]
+async fn too_many_pending_and_the_handler_ack_are_outcomes_of_their_own() {
+    let journal = tests::journal::sqlite();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let config = config()
+        .journal(&journal.url)
+        .journal_max_pending(1)
+        .workers(1);
+    // `push` waits for the gate: its delivery stays pending (running).
+    let hooks = Hooks::with_state(config, gate).on(
+        "push",
+        |State(mut gate): State<tokio::sync::watch::Receiver<bool>>| async move {
+            let _ = gate.wait_for(|open| *open).await;
+            "let through"
+        },
+    );
+    let handle = hooks.journal().expect("a journal");
+    let s = serve(hooks).await;
+    let url = s.url();
+    assert_eq!(post(&url, "push", "a", None, b"{}").await.0, 202);
+    let (status, _, text) = post(&url, "push", "b", None, b"{}").await;
+    assert_eq!(
+        (status, text.as_str()),
+        (503, "Too many pending deliveries")
+    );
+    // Pending, and so its age is there: more than 0 s once a scrape reads it.
+    let scraped = scrape_until(&s.base, "one running", |s| {
+        s.value("hookserver_journal_deliveries", "{state=\"running\"}") == Some(1.0)
+            && s.value("hookserver_journal_oldest_pending_age_seconds", "") > Some(0.0)
+    })
+    .await;
+    assert_eq!(
+        scraped.series("hookserver_deliveries_total"),
+        outcomes(&[("push", "queued", 1.0), ("push", "too_many_pending", 1.0)]),
+        "{}",
+        scraped.text
+    );
+    // The handler has not ended: not timed yet.
+    assert!(
+        scraped
+            .series("hookserver_handler_duration_seconds_count")
+            .is_empty(),
+        "{}",
+        scraped.text
+    );
+    open.send_replace(true);
+    wait_for(&handle, DEADLINE, "a done", |e| {
+        entry(e, "a", None).is_some_and(|e| e.state == DeliveryState::Done)
+    })
+    .await;
+    let scraped = scrape(&s.base).await;
+    assert_eq!(
+        scraped.value("hookserver_handler_duration_seconds_count", &event("push")),
+        Some(1.0),
+        "{}",
+        scraped.text
+    );
+
+    // HOOKSERVER_ACK=handler: the handler answers in the request, and that is `handled`.
+    let journal = tests::journal::sqlite();
+    let config = tests::config()
+        .journal(&journal.url)
+        .ack(hookserver::Ack::Handler);
+    let s = serve(Hooks::new(config).on("ping", || async { "pong" })).await;
+    let (status, _, text) = post(&s.url(), "ping", "c", None, b"{}").await;
+    assert_eq!((status, text.as_str()), (200, "pong"));
+    let scraped = scrape(&s.base).await;
+    assert_eq!(
+        scraped.series("hookserver_deliveries_total"),
+        outcomes(&[("ping", "handled", 1.0)]),
+        "{}",
+        scraped.text
+    );
+    assert_eq!(
+        scraped.value("hookserver_handler_duration_seconds_count", &event("ping")),
+        Some(1.0)
+    );
+}
