@@ -224,7 +224,7 @@ where
     /// `/meta`, the list's age and the refreshes by result. The README's "Metrics"
     /// section lists them all.
     ///
-    /// Opt-in: without this route nothing is counted. Counting a delivery is a few
+    /// Opt-in: without this route no delivery is counted. Counting one is a few
     /// atomic additions (no lock, no allocation). The route is not a delivery: no
     /// log line, no check; serve it where only your monitoring reaches it.
     ///

@@ -7,8 +7,9 @@
 //! event label is one of GitHub's known events or `other`: a stranger who sends
 //! `X-GitHub-Event: <random>` must not be able to make a series per request.
 //! prometheus-client's `Family` would take a lock and hash the labels per delivery;
-//! its registry and encoders are used at scrape time only. Nothing here exists, and
-//! nothing is counted, unless the route is mounted.
+//! its registry and encoders are used at scrape time only. Unless the route is
+//! mounted, these arrays are not made and no delivery is counted (the journal's, the
+//! catch-up's and `/meta`'s own counters are plain atomics their modules keep anyway).
 
 use crate::{
     catchup::Catchup,

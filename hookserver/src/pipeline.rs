@@ -51,7 +51,7 @@ pub(crate) struct Pipeline<S> {
     /// The warnings about rejected deliveries: the first of each kind, then a count
     /// per interval.
     rejections: RateLimitedWarning,
-    /// `None` unless the metrics route is mounted: then nothing is counted.
+    /// `None` unless the metrics route is mounted: then no delivery is counted.
     metrics: Option<Arc<DeliveryMetrics>>,
     workers_started: std::sync::Once,
     routes: Routes<S>,
@@ -329,7 +329,7 @@ where
     S: Clone + Send + Sync + 'static,
 {
     /// The answer, the delivery when it got that far, and who answered. `label` is
-    /// the event's metrics label, `None` when nothing is counted.
+    /// the event's metrics label, `None` when deliveries are not counted.
     async fn run(
         &self,
         request: Request,
