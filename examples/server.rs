@@ -10,7 +10,7 @@
 //! GITHUB_WEBHOOKS_KEY=change-me cargo run -p hookserver-cli -- send push examples/payloads/push.json
 //! ```
 //!
-//! Serves `POST /hooks`, `GET /health` and `GET /ready` on `--addr ADDR` or
+//! Serves `POST /hooks`, `GET /health`, `GET /ready` and `GET /metrics` on `--addr ADDR` or
 //! `HOOKSERVER_ADDR` (default `127.0.0.1:8000`; `--port PORT` changes only the port,
 //! `--port 0` picks a free one) and reads every
 //! other setting with `Config::from_env()` and `Server::from_env()` (see the README's
@@ -113,9 +113,12 @@ async fn run() -> Result<(), String> {
         .hook(pull_request_opened);
     // Liveness and readiness for a load balancer, beside the deliveries.
     let health = hooks.health_routes("/health", "/ready");
+    // Prometheus metrics; in production, serve them where only monitoring reaches.
+    let metrics = hooks.metrics_route("/metrics");
     let app = axum::Router::new()
         .merge(hooks.router("/hooks"))
-        .merge(health);
+        .merge(health)
+        .merge(metrics);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

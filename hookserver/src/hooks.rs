@@ -207,6 +207,38 @@ where
         crate::health::router(crate::health::Readiness::new(&self.parts), health, ready)
     }
 
+    /// An axum router serving `GET path` with the registry's metrics in
+    /// Prometheus's text format (OpenMetrics when the scraper asks for it); merge it
+    /// beside [`router`](Self::router) (call this first: `router` takes the
+    /// registry).
+    ///
+    /// Every delivery is counted by event and outcome
+    /// (`hookserver_deliveries_total{event, outcome}`) and timed
+    /// (`hookserver_delivery_duration_seconds`, and
+    /// `hookserver_handler_duration_seconds` for the handler alone, in the request
+    /// or in a journal worker). The `event` label is one of GitHub's known events,
+    /// else `other`, so a stranger cannot add series. With a journal, the
+    /// deliveries by state and the oldest pending one's age are read from it at
+    /// scrape time (at most once a second), beside the retries and dead counters;
+    /// with a catch-up, what it found missing and redelivered; with GitHub's
+    /// `/meta`, the list's age and the refreshes by result. The README's "Metrics"
+    /// section lists them all.
+    ///
+    /// Opt-in: without this route no delivery is counted. Counting one is a few
+    /// atomic additions (no lock, no allocation). The route is not a delivery: no
+    /// log line, no check; serve it where only your monitoring reaches it.
+    ///
+    /// ```
+    /// let hooks = hookserver::Hooks::new(hookserver::Config::new().secret("s"))
+    ///     .on("push", || async { "ok" });
+    /// let metrics = hooks.metrics_route("/metrics");
+    /// let app = hooks.router("/hooks").merge(metrics);
+    /// # drop(app);
+    /// ```
+    pub fn metrics_route(&self, path: &str) -> axum::Router {
+        crate::metrics::router(&self.parts, path)
+    }
+
     /// An axum router serving `POST path` (other methods: `405` with `Allow: POST`).
     /// Merge or nest it in your app; wrap it in tower layers as you like.
     ///

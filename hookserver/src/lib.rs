@@ -85,6 +85,8 @@ mod journal;
 mod log_limit;
 mod log_writer;
 mod meta;
+mod metrics;
+mod outcome;
 mod outgoing;
 mod pipeline;
 mod rejection;

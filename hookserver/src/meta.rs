@@ -24,7 +24,10 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 use tokio::{sync::Mutex, time::Instant};
@@ -122,6 +125,49 @@ pub(crate) struct MetaCache {
     snapshot: ArcSwap<Snapshot>,
     /// Held by the one refresh in flight.
     refresh: Arc<Mutex<()>>,
+    /// Requests to `/meta` so far, by [`RefreshResult`] (for the metrics).
+    refreshes: [AtomicU64; RefreshResult::ALL.len()],
+}
+
+/// How one request to `/meta` went: the `result` label of
+/// `hookserver_meta_refreshes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefreshResult {
+    /// `200` with a usable list.
+    Fetched,
+    /// `304`: the cached list confirmed.
+    NotModified,
+    /// A rate limit: no request until GitHub's instant.
+    RateLimited,
+    /// Anything else: unreachable, a timeout, a `5xx`, garbage.
+    Failed,
+}
+
+impl RefreshResult {
+    pub(crate) const ALL: [Self; 4] = [
+        Self::Fetched,
+        Self::NotModified,
+        Self::RateLimited,
+        Self::Failed,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Fetched => "fetched",
+            Self::NotModified => "not_modified",
+            Self::RateLimited => "rate_limited",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The count of requests to `/meta` by result, read at once.
+pub(crate) struct RefreshCounts([u64; RefreshResult::ALL.len()]);
+
+impl RefreshCounts {
+    pub(crate) fn get(&self, result: RefreshResult) -> u64 {
+        self.0.get(result as usize).copied().unwrap_or_default()
+    }
 }
 
 /// What is known at one moment; replaced whole, never mutated.
@@ -218,7 +264,23 @@ impl MetaCache {
             max_stale: settings.max_stale,
             snapshot: ArcSwap::from_pointee(Snapshot::cold(Instant::now())),
             refresh: Arc::new(Mutex::new(())),
+            refreshes: std::array::from_fn(|_| AtomicU64::new(0)),
         })
+    }
+
+    /// When GitHub last gave (or confirmed) the list, read from the snapshot: unlike
+    /// [`status`](Self::status), it never starts a refresh.
+    pub(crate) fn fetched_at(&self) -> Option<SystemTime> {
+        self.snapshot.load().fetched_at
+    }
+
+    /// Requests to `/meta` so far, by result.
+    pub(crate) fn refresh_counts(&self) -> RefreshCounts {
+        RefreshCounts(std::array::from_fn(|i| {
+            self.refreshes
+                .get(i)
+                .map_or(0, |count| count.load(Ordering::Relaxed))
+        }))
     }
 
     /// Starts fetching the list in the background, so the first delivery does not
@@ -291,6 +353,16 @@ impl MetaCache {
         }
         let etag = previous.list.as_ref().and(previous.etag.as_deref());
         let outcome = self.fetch(etag).await;
+        let result = match &outcome {
+            Outcome::Fetched { .. } => RefreshResult::Fetched,
+            // A 304 with nothing cached is a failure (see `apply`).
+            Outcome::NotModified if previous.list.is_some() => RefreshResult::NotModified,
+            Outcome::RateLimited { .. } => RefreshResult::RateLimited,
+            Outcome::NotModified | Outcome::Failed { .. } => RefreshResult::Failed,
+        };
+        if let Some(count) = self.refreshes.get(result as usize) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
         let next = apply(
             &previous,
             outcome,

@@ -15,6 +15,8 @@ use crate::{
         workers::{self, ClaimedRow, Control},
     },
     log_limit::{Line, RateLimitedWarning},
+    metrics::{DeliveryMetrics, EventLabel},
+    outcome::{Answer, Outcome},
     rejection::{Reason, Rejection},
     routes::Routes,
     signature::{self, SignatureError, Signatures, Verifier},
@@ -29,7 +31,7 @@ use http::StatusCode;
 use std::{
     net::SocketAddr,
     panic::AssertUnwindSafe,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 use tokio::sync::OwnedSemaphorePermit;
@@ -49,6 +51,8 @@ pub(crate) struct Pipeline<S> {
     /// The warnings about rejected deliveries: the first of each kind, then a count
     /// per interval.
     rejections: RateLimitedWarning,
+    /// `None` unless the metrics route is mounted: then no delivery is counted.
+    metrics: Option<Arc<DeliveryMetrics>>,
     workers_started: std::sync::Once,
     routes: Routes<S>,
     state: S,
@@ -65,6 +69,8 @@ pub(crate) struct Parts {
     journal_control: Option<Arc<Control>>,
     catchup: Option<Arc<Catchup>>,
     rejection_log_interval: Duration,
+    /// Made by the first `Hooks::metrics_route`, before `router` builds the pipeline.
+    metrics: OnceLock<Arc<DeliveryMetrics>>,
 }
 
 impl Parts {
@@ -108,6 +114,7 @@ impl Parts {
             journal_control,
             catchup,
             rejection_log_interval: config.rejection_log_interval,
+            metrics: OnceLock::new(),
         })
     }
 
@@ -119,6 +126,26 @@ impl Parts {
     /// The source-IP check, `None` when it is off (for the readiness route).
     pub(crate) fn source(&self) -> Option<&SourceCheck> {
         self.source.as_ref()
+    }
+
+    /// The catch-up, when there is one (for the metrics route).
+    pub(crate) fn catchup(&self) -> Option<Arc<Catchup>> {
+        self.catchup.clone()
+    }
+
+    /// What the journal's pipeline and workers share, when there is a journal (for
+    /// the metrics route).
+    pub(crate) fn journal_control(&self) -> Option<Arc<Control>> {
+        self.journal_control.clone()
+    }
+
+    /// The per-delivery metrics, made on first use: the metrics route asks, and the
+    /// pipeline built after it counts into them.
+    pub(crate) fn delivery_metrics(&self) -> Arc<DeliveryMetrics> {
+        Arc::clone(
+            self.metrics
+                .get_or_init(|| Arc::new(DeliveryMetrics::new())),
+        )
     }
 
     /// The journal's store, when there is one (for the readiness route).
@@ -144,6 +171,7 @@ where
             journal: parts.journal_control,
             catchup: parts.catchup,
             rejections: RateLimitedWarning::new(parts.rejection_log_interval),
+            metrics: parts.metrics.into_inner(),
             workers_started: std::sync::Once::new(),
             routes,
             state,
@@ -210,19 +238,30 @@ where
         action = tracing::field::Empty,
         guid = as_str(&guid),
     );
-    let (mut response, delivery) = pipeline.run(request).instrument(span.clone()).await;
+    // The event label is one of GitHub's events or `other`, never the header's text:
+    // a stranger must not be able to make a series per request.
+    let label = (pipeline.metrics.as_ref())
+        .map(|_| EventLabel::of(event.as_ref().map(http::HeaderValue::as_bytes)));
+    let (mut response, delivery, answer) =
+        pipeline.run(request, label).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let elapsed_us = elapsed.as_micros() as u64;
     let action = delivery.as_ref().and_then(Delivery::known_action);
     let (event, guid) = (as_str(&event), as_str(&guid));
     // The reason is the answer's own text from hookserver, which may quote the
     // payload (serde's messages): Debug formatting escapes newlines and quotes.
-    let (kind, reason) = response
-        .extensions_mut()
-        .remove::<Reason>()
-        .map(|r| (r.kind, r.text))
-        .unzip();
+    let (kind, reason, refusal) = match response.extensions_mut().remove::<Reason>() {
+        Some(r) => (Some(r.kind), Some(r.text), Some(r.outcome)),
+        None => (None, None, None),
+    };
     let reason = reason.as_deref();
+    // The delivery's outcome, decided here once, from the status and reason the log
+    // line below writes.
+    if let (Some(metrics), Some(label)) = (&pipeline.metrics, label) {
+        let outcome = Outcome::decide(answer, status, refusal);
+        metrics.delivered(label, outcome, elapsed);
+    }
     span.in_scope(|| {
         // `None` fields are left out of the line, like `action` for push.
         macro_rules! answered {
@@ -289,13 +328,19 @@ impl<S> Pipeline<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    /// The answer, and the delivery when it got that far.
-    async fn run(&self, request: Request) -> (Response, Option<Delivery>) {
+    /// The answer, the delivery when it got that far, and who answered. `label` is
+    /// the event's metrics label, `None` when deliveries are not counted.
+    async fn run(
+        &self,
+        request: Request,
+        label: Option<EventLabel>,
+    ) -> (Response, Option<Delivery>, Answer) {
+        let refused = |rejection: Rejection| (rejection.into_response(), None, Answer::Refused);
         let (parts, body) = request.into_parts();
         // Other methods are answered here rather than by axum's method router, so
         // that they get their log line like every other answer.
         if parts.method != http::Method::POST {
-            return (Rejection::MethodNotAllowed.into_response(), None);
+            return refused(Rejection::MethodNotAllowed);
         }
         let client_ip = match &self.source {
             Some(source) => {
@@ -305,7 +350,7 @@ where
                     .map(|c| c.0.ip());
                 match source.check(peer, &parts.headers).await {
                     Ok(client) => Some(client),
-                    Err(rejection) => return (rejection.into_response(), None),
+                    Err(rejection) => return refused(rejection),
                 }
             }
             None => None,
@@ -313,28 +358,32 @@ where
         // The body's share of the buffered-bytes budget is held until the answer.
         let body = match self.body.read(&parts.headers, body).await {
             Ok(body) => body,
-            Err(rejection) => return (rejection.into_response(), None),
+            Err(rejection) => return refused(rejection),
         };
         if let Some(verifier) = &self.verifier
             && let Err(rejection) = verify(verifier, &parts.headers, &body.bytes)
         {
-            return (rejection.into_response(), None);
+            return refused(rejection);
         }
         match Delivery::parse(parts.headers, body.bytes.clone(), client_ip) {
-            Ok(delivery) => (self.dispatch(&delivery).await, Some(delivery)),
-            Err(rejection) => (rejection.into_response(), None),
+            Ok(delivery) => {
+                let (response, answer) = self.dispatch(&delivery, label).await;
+                (response, Some(delivery), answer)
+            }
+            Err(rejection) => refused(rejection),
         }
     }
 
-    async fn dispatch(&self, delivery: &Delivery) -> Response {
+    async fn dispatch(&self, delivery: &Delivery, label: Option<EventLabel>) -> (Response, Answer) {
         let prepared = self.prepare(delivery);
         if let Some(journal) = &self.journal {
-            return self.journal(journal, delivery, prepared).await;
+            return self.journal(journal, delivery, prepared, label).await;
         }
         match prepared {
-            Prepared::Unhandled => hook_not_used(),
-            Prepared::Refused(response) => response,
-            Prepared::Ready(future) => self.run_handler(future).await,
+            Prepared::Unhandled => (hook_not_used(), Answer::Unhandled),
+            // Broken JSON (its reason says so), or the user's extractor's answer.
+            Prepared::Refused(response) => (response, Answer::Handler),
+            Prepared::Ready(future) => (self.run_handler(future, label).await, Answer::Handler),
         }
     }
 
@@ -371,9 +420,22 @@ where
         }
     }
 
-    /// The handler's answer, a panic's `500` or the timeout's `503`.
-    async fn run_handler(&self, future: BoxFuture<'static, Response>) -> Response {
-        run_guarded(future, self.handler_timeout).await
+    /// The handler's answer, a panic's `500` or the timeout's `503`; its time
+    /// counted under `label` when metrics are on.
+    async fn run_handler(
+        &self,
+        future: BoxFuture<'static, Response>,
+        label: Option<EventLabel>,
+    ) -> Response {
+        match (&self.metrics, label) {
+            (Some(metrics), Some(label)) => {
+                let started = Instant::now();
+                let response = run_guarded(future, self.handler_timeout).await;
+                metrics.handler_ran(label, started.elapsed());
+                response
+            }
+            _ => run_guarded(future, self.handler_timeout).await,
+        }
     }
 
     /// With a journal: record the delivery durably, then answer as the ACK mode says.
@@ -382,9 +444,10 @@ where
         journal: &Arc<Control>,
         delivery: &Delivery,
         prepared: Prepared,
-    ) -> Response {
+        label: Option<EventLabel>,
+    ) -> (Response, Answer) {
         let future = match prepared {
-            Prepared::Refused(response) => return response,
+            Prepared::Refused(response) => return (response, Answer::Handler),
             Prepared::Unhandled => None,
             Prepared::Ready(future) => Some(future),
         };
@@ -418,26 +481,39 @@ where
                         journal.give_back(Claim { id, attempt: 1 }).await;
                     }
                 });
-                return Rejection::JournalUnavailable(format!(
+                let rejection = Rejection::JournalUnavailable(format!(
                     "no answer from the journal within {} s",
                     JOURNAL_WRITE_TIMEOUT.as_secs()
-                ))
-                .into_response();
+                ));
+                return (rejection.into_response(), Answer::Refused);
             }
         };
         let inserted = match inserted {
             Ok(inserted) => inserted,
-            Err(e) => return Rejection::JournalUnavailable(e.to_string()).into_response(),
+            Err(e) => {
+                let rejection = Rejection::JournalUnavailable(e.to_string());
+                return (rejection.into_response(), Answer::Refused);
+            }
         };
         let (id, again) = match inserted {
-            Inserted::Unhandled => return hook_not_used(),
-            Inserted::Duplicate => return receipt(StatusCode::OK, "Duplicate delivery"),
-            Inserted::AlreadyQueued => return receipt(StatusCode::ACCEPTED, "Already queued"),
+            Inserted::Unhandled => return (hook_not_used(), Answer::Unhandled),
+            Inserted::Duplicate => {
+                return (
+                    receipt(StatusCode::OK, "Duplicate delivery"),
+                    Answer::Duplicate,
+                );
+            }
+            Inserted::AlreadyQueued => {
+                return (
+                    receipt(StatusCode::ACCEPTED, "Already queued"),
+                    Answer::Duplicate,
+                );
+            }
             Inserted::TooManyPending => {
-                return Rejection::TooManyPending {
+                let rejection = Rejection::TooManyPending {
                     max: journal.settings.max_pending,
-                }
-                .into_response();
+                };
+                return (rejection.into_response(), Answer::Refused);
             }
             Inserted::New { id, claimed } | Inserted::QueuedAgain { id, claimed } => {
                 if !claimed {
@@ -450,10 +526,8 @@ where
             }
         };
         let queued = || {
-            receipt(
-                StatusCode::ACCEPTED,
-                if again { "Queued again" } else { "Queued" },
-            )
+            let text = if again { "Queued again" } else { "Queued" };
+            (receipt(StatusCode::ACCEPTED, text), Answer::Queued)
         };
         let (Some(id), Some(future)) = (id, future) else {
             return queued();
@@ -468,15 +542,16 @@ where
         match ack {
             Ack::Handler => {
                 let started = Instant::now();
-                let response = self.run_handler(future).await;
+                let response = self.run_handler(future, label).await;
                 let record = attempt_record(&response, None, started);
                 let finish = journal.decide(response.status().as_u16(), 1, time::now());
                 journal.finish(&row.borrow(), finish, record, None).await;
-                response
+                (response, Answer::Handler)
             }
             Ack::Journal => {
                 let journal = Arc::clone(journal);
                 let timeout = self.handler_timeout;
+                let metrics = self.metrics.clone();
                 let span = tracing::Span::current();
                 tokio::spawn(
                     async move {
@@ -498,6 +573,9 @@ where
                         }
                         let started = Instant::now();
                         let response = run_guarded(future, timeout).await;
+                        if let (Some(metrics), Some(label)) = (metrics, label) {
+                            metrics.handler_ran(label, started.elapsed());
+                        }
                         let status = response.status().as_u16();
                         let record = attempt_record_read(response, started).await;
                         let finish = journal.decide(status, 1, time::now());
@@ -566,7 +644,13 @@ where
                 return;
             }
             Prepared::Refused(response) => response,
-            Prepared::Ready(future) => self.run_handler(future).instrument(span.clone()).await,
+            Prepared::Ready(future) => {
+                let label = (self.metrics.as_ref())
+                    .map(|_| EventLabel::of(Some(delivery.event().as_bytes())));
+                self.run_handler(future, label)
+                    .instrument(span.clone())
+                    .await
+            }
         };
         let status = response.status().as_u16();
         let record = attempt_record_read(response, started).await;

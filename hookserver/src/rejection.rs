@@ -8,6 +8,7 @@
 //! trace. None of these log anything: the delivery's one log line does, with the
 //! reason (see `pipeline`).
 
+use crate::outcome::Outcome;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use std::{borrow::Cow, fmt};
@@ -28,6 +29,9 @@ pub(crate) struct Reason {
     /// What the log line says: the body's text, or more where the operator needs
     /// more than the sender may see.
     pub(crate) text: Cow<'static, str>,
+    /// The `outcome` label of the delivery's metrics: which kind of refusal this is,
+    /// decided by the rejection itself (an exhaustive match, not a string).
+    pub(crate) outcome: Outcome,
 }
 
 /// A plain-text answer that carries its reason for the log line.
@@ -36,15 +40,18 @@ fn plain(
     body: String,
     kind: &'static str,
     reason: Cow<'static, str>,
+    outcome: Outcome,
 ) -> Response {
     let mut response = (status, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response
-        .extensions_mut()
-        .insert(Reason { kind, text: reason });
+    response.extensions_mut().insert(Reason {
+        kind,
+        text: reason,
+        outcome,
+    });
     response
 }
 
@@ -88,6 +95,7 @@ impl IntoResponse for InvalidJson {
             body.clone(),
             "Invalid JSON payload",
             body.into(),
+            Outcome::BadPayload,
         )
     }
 }
@@ -150,6 +158,7 @@ impl IntoResponse for PayloadMismatch {
             body.clone(),
             "Payload does not match",
             body.into(),
+            Outcome::BadPayload,
         )
     }
 }
@@ -397,6 +406,32 @@ impl Rejection {
         }
     }
 
+    /// The delivery's outcome for the metrics: the README's error table names it
+    /// beside each row.
+    pub(crate) fn outcome(&self) -> Outcome {
+        match self {
+            Self::MethodNotAllowed => Outcome::MethodNotAllowed,
+            Self::ForbiddenSource(_) | Self::BadForwardedFor => Outcome::IpDenied,
+            Self::GithubUnreachable | Self::GithubRateLimited { .. } => {
+                Outcome::AllowListUnavailable
+            }
+            Self::NoPeerAddress => Outcome::Misconfigured,
+            Self::PayloadTooLarge { .. } => Outcome::TooLarge,
+            Self::BodyUnreadable(_) => Outcome::BodyUnreadable,
+            Self::BodyTimeout => Outcome::BodyTimeout,
+            Self::BodyBudgetExhausted { .. } => Outcome::Busy,
+            Self::MissingSignature => Outcome::MissingSignature,
+            Self::WrongSignature { .. } | Self::DuplicateSignature(_) => Outcome::BadSignature,
+            Self::MissingHeader(_) | Self::InvalidHeader(_) => Outcome::MissingHeader,
+            Self::UnsupportedContentType => Outcome::UnsupportedType,
+            Self::FormPayloadField | Self::InvalidJson(_) => Outcome::BadPayload,
+            Self::HandlerPanicked(_) => Outcome::HandlerError,
+            Self::HandlerTimedOut { .. } => Outcome::HandlerTimeout,
+            Self::JournalUnavailable(_) => Outcome::Unavailable,
+            Self::TooManyPending { .. } => Outcome::TooManyPending,
+        }
+    }
+
     /// What the log line says: the message, or more where the operator needs more
     /// than the sender may see.
     fn reason(&self) -> Cow<'static, str> {
@@ -470,6 +505,7 @@ impl IntoResponse for Rejection {
             self.message().into_owned(),
             self.kind(),
             self.reason(),
+            self.outcome(),
         );
         match self {
             Self::BodyBudgetExhausted { retry_after_secs } => {

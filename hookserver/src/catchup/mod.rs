@@ -61,6 +61,9 @@ pub struct CatchupStatus {
     pub redelivered: usize,
     /// Redeliveries asked for by this process since it started.
     pub redelivered_total: u64,
+    /// Deliveries found missing by this process's passes since it started, counted
+    /// per pass (one still missing at the next pass is counted again).
+    pub missing_total: u64,
     /// Deliveries delivered before this were settled by earlier passes.
     pub watermark: Option<SystemTime>,
     /// No request to GitHub before this time (a rate limit).
@@ -328,7 +331,10 @@ async fn pass(catchup: &Catchup, store: &dyn Store) -> Result<(), Stop> {
     }
     if let Some(refusal) = stopped {
         tracing::info!(catchup = %key, missing, redelivered, "catch-up pass cut short by GitHub");
-        catchup.update(|s| s.redelivered_total += redelivered as u64);
+        catchup.update(|s| {
+            s.redelivered_total += redelivered as u64;
+            s.missing_total += missing as u64;
+        });
         return Err(Stop::Github(refusal));
     }
     let level_info = missing > 0 || redelivered > 0;
@@ -351,6 +357,7 @@ async fn pass(catchup: &Catchup, store: &dyn Store) -> Result<(), Stop> {
         s.missing = missing;
         s.redelivered = redelivered;
         s.redelivered_total += redelivered as u64;
+        s.missing_total += missing as u64;
         s.watermark = watermark.map(time::from_millis);
     });
     Ok(())

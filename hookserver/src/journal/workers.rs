@@ -77,6 +77,10 @@ pub(crate) struct Control {
     /// restart), and holds the workers back when the store cannot keep up.
     marking: Semaphore,
     pub(crate) warnings: RateLimitedWarning,
+    /// Attempts scheduled again, and rows marked dead, by this process (for the
+    /// metrics).
+    retries: AtomicU64,
+    dead: AtomicU64,
     /// When it was built, in [`generation`]'s count.
     born: u64,
 }
@@ -113,7 +117,17 @@ impl Control {
             finishing: AtomicUsize::new(0),
             finished: Notify::new(),
             warnings: RateLimitedWarning::new(Duration::from_secs(60)),
+            retries: AtomicU64::new(0),
+            dead: AtomicU64::new(0),
             born: BUILT.fetch_add(1, Ordering::AcqRel),
+        }
+    }
+
+    /// Attempts scheduled again and rows marked dead so far.
+    pub(crate) fn attempt_counts(&self) -> AttemptCounts {
+        AttemptCounts {
+            retries: self.retries.load(Ordering::Relaxed),
+            dead: self.dead.load(Ordering::Relaxed),
         }
     }
 
@@ -207,6 +221,11 @@ impl Control {
         drop(permit);
         let now = time::now();
         log_attempt(claimed, &finish, &attempt, self.settings.retry_attempts);
+        match finish {
+            Finish::Retry { .. } => self.retries.fetch_add(1, Ordering::Relaxed),
+            Finish::Dead => self.dead.fetch_add(1, Ordering::Relaxed),
+            Finish::Done | Finish::Unhandled => 0,
+        };
         let retry = matches!(finish, Finish::Retry { .. });
         let claim = claimed.claim();
         // A failed write is tried again for a while (the database restarting, a
@@ -282,6 +301,12 @@ impl Control {
                  they are claimed again when their lease runs out");
         }
     }
+}
+
+/// What [`Control::attempt_counts`] reads.
+pub(crate) struct AttemptCounts {
+    pub(crate) retries: u64,
+    pub(crate) dead: u64,
 }
 
 /// Counts an attempt's end being written, for the shutdown to wait on.
