@@ -256,12 +256,14 @@ where
         None => (None, None, None),
     };
     let reason = reason.as_deref();
-    // The delivery's outcome, decided here once, from the status and reason the log
-    // line below writes.
+    // The delivery's outcome, decided here once: the metrics count it and the log
+    // line below names it.
+    let outcome = Outcome::decide(answer, status, refusal);
     if let (Some(metrics), Some(label)) = (&pipeline.metrics, label) {
-        let outcome = Outcome::decide(answer, status, refusal);
         metrics.delivered(label, outcome, elapsed);
     }
+    // Written bare (`outcome=queued`): one of a fixed set of words, nothing to escape.
+    let outcome = tracing::field::display(outcome.as_str());
     span.in_scope(|| {
         // `None` fields are left out of the line, like `action` for push.
         macro_rules! answered {
@@ -271,6 +273,7 @@ where
                     action,
                     guid,
                     status,
+                    outcome,
                     elapsed_us,
                     reason,
                     "delivery answered"

@@ -463,4 +463,36 @@ async fn every_outcome_is_one_line_at_its_level() {
             assert!(line.contains(reason), "{}: {line}", case.guid);
         }
     }
+    // Each line names the outcome the metrics count (the README's error tables).
+    for (guid, outcome) in [
+        ("o-handled", "handled"),
+        ("o-unused", "unhandled"),
+        ("o-method", "method_not_allowed"),
+        ("o-large", "too_large"),
+        ("o-nosig", "missing_signature"),
+        ("o-badsig", "bad_signature"),
+        ("o-twosig", "bad_signature"),
+        ("o-noevent", "missing_header"),
+        ("o-type", "unsupported_type"),
+        ("o-form", "bad_payload"),
+        ("o-json", "bad_payload"),
+        ("o-shape", "bad_payload"),
+        ("o-panic", "handler_error"),
+        ("o-timeout", "handler_timeout"),
+        ("o-slow", "body_timeout"),
+        ("o-budget", "busy"),
+        ("o-stranger", "ip_denied"),
+        ("o-xff", "ip_denied"),
+        ("o-meta-down", "allow_list_unavailable"),
+        ("o-meta-limited", "allow_list_unavailable"),
+        ("o-nopeer", "misconfigured"),
+    ] {
+        let lines = lines_with(&format!("\"{guid}\""));
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains(&format!(" outcome={outcome} "))),
+            "{guid} should be {outcome}: {lines:#?}"
+        );
+    }
 }
