@@ -6,7 +6,7 @@
 use std::{
     collections::HashMap,
     fmt::Display,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -25,21 +25,51 @@ pub(crate) enum Line {
     },
 }
 
+/// Writes the summary of a kind whose interval ended with events still counted:
+/// `(kind, count, last message, interval)`.
+pub(crate) type WriteSummary = fn(&'static str, u64, &str, Duration);
+
+/// [`RateLimitedWarning::warn`]'s summary line: `N more: KIND: LAST`.
+pub(crate) fn warn_count(kind: &'static str, count: u64, last: &str, interval: Duration) {
+    tracing::warn!(
+        kind,
+        count,
+        interval_secs = interval.as_secs(),
+        "{count} more: {kind}: {last}"
+    );
+}
+
 /// One warning line per kind per interval.
 ///
 /// A summary is written when the next event of its kind arrives after the
-/// interval: a flood that stops leaves its last count unreported until the kind
-/// recurs, which keeps this free of timers and tasks.
+/// interval, or, with [`with_summaries`](Self::with_summaries) on a Tokio runtime,
+/// when the interval ends: so a flood that stops still has its count reported.
 #[derive(Debug)]
 pub(crate) struct RateLimitedWarning {
     interval: Duration,
-    kinds: Mutex<HashMap<&'static str, Window>>,
+    kinds: Arc<Mutex<HashMap<&'static str, Window>>>,
+    write_summary: Option<WriteSummary>,
 }
 
 #[derive(Debug)]
 struct Window {
     started: Instant,
     suppressed: u64,
+    /// The last suppressed event's message, for a summary written by the timer.
+    last: Option<String>,
+    /// A timer will write this window's summary at its end.
+    timed: bool,
+}
+
+impl Window {
+    fn new(started: Instant) -> Self {
+        Self {
+            started,
+            suppressed: 0,
+            last: None,
+            timed: false,
+        }
+    }
 }
 
 impl RateLimitedWarning {
@@ -47,8 +77,16 @@ impl RateLimitedWarning {
     pub(crate) fn new(interval: Duration) -> Self {
         Self {
             interval,
-            kinds: Mutex::new(HashMap::new()),
+            kinds: Arc::new(Mutex::new(HashMap::new())),
+            write_summary: None,
         }
+    }
+
+    /// Also writes, with `write_summary`, the count of an interval that ended with
+    /// events counted and no event after it to carry the count.
+    pub(crate) fn with_summaries(mut self, write_summary: WriteSummary) -> Self {
+        self.write_summary = Some(write_summary);
+        self
     }
 
     /// How long a kind stays quiet after its line.
@@ -60,12 +98,9 @@ impl RateLimitedWarning {
     pub(crate) fn warn(&self, kind: &'static str, message: impl Display) {
         match self.record(kind, message, Instant::now()) {
             Some(Line::First(message)) => tracing::warn!(kind, "{kind}: {message}"),
-            Some(Line::Summary { count, last }) => tracing::warn!(
-                kind,
-                count,
-                interval_secs = self.interval.as_secs(),
-                "{count} more: {kind}: {last}"
-            ),
+            Some(Line::Summary { count, last }) => {
+                warn_count(kind, count, &last, self.interval);
+            }
             None => {}
         }
     }
@@ -83,14 +118,17 @@ impl RateLimitedWarning {
         match kinds.get_mut(kind) {
             Some(window) if now.saturating_duration_since(window.started) < self.interval => {
                 window.suppressed = window.suppressed.saturating_add(1);
+                if let Some(write_summary) = self.write_summary {
+                    window.last = Some(message.to_string());
+                    if !window.timed {
+                        window.timed = self.summary_at_end(kind, window.started, write_summary);
+                    }
+                }
                 None
             }
             Some(window) => {
                 let suppressed = window.suppressed;
-                *window = Window {
-                    started: now,
-                    suppressed: 0,
-                };
+                *window = Window::new(now);
                 Some(if suppressed == 0 {
                     Line::First(message.to_string())
                 } else {
@@ -101,16 +139,45 @@ impl RateLimitedWarning {
                 })
             }
             None => {
-                kinds.insert(
-                    kind,
-                    Window {
-                        started: now,
-                        suppressed: 0,
-                    },
-                );
+                kinds.insert(kind, Window::new(now));
                 Some(Line::First(message.to_string()))
             }
         }
+    }
+
+    /// Starts the timer that writes the summary of `kind`'s window started at
+    /// `started`, unless an event after the window writes it first. `false`
+    /// without a runtime to run it on.
+    fn summary_at_end(
+        &self,
+        kind: &'static str,
+        started: Instant,
+        write_summary: WriteSummary,
+    ) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let kinds = Arc::downgrade(&self.kinds);
+        let interval = self.interval;
+        runtime.spawn(async move {
+            tokio::time::sleep_until((started + interval).into()).await;
+            // The warning is gone with its server: so is its count.
+            let Some(kinds) = kinds.upgrade() else { return };
+            let mut kinds = kinds.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(window) = kinds.get_mut(kind) else {
+                return;
+            };
+            // An event after the window already wrote the count and began another.
+            if window.started != started || window.suppressed == 0 {
+                return;
+            }
+            let (count, last) = (window.suppressed, window.last.take().unwrap_or_default());
+            // The line counts as this kind's line of a new interval.
+            *window = Window::new(Instant::now());
+            drop(kinds);
+            write_summary(kind, count, &last, interval);
+        });
+        true
     }
 }
 
@@ -177,6 +244,64 @@ mod tests {
         assert_eq!(
             limit.record("refused", "r", t + SEC),
             Some(Line::First("r".into()))
+        );
+    }
+
+    /// What `write` was given (one test uses it).
+    static WRITTEN: Mutex<Vec<(&'static str, u64, String)>> = Mutex::new(Vec::new());
+
+    fn write(kind: &'static str, count: u64, last: &str, _: Duration) {
+        WRITTEN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((kind, count, last.to_owned()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_that_stops_has_its_count_written_when_the_interval_ends() {
+        let limit = RateLimitedWarning::new(10 * SEC).with_summaries(write);
+        let t = Instant::now();
+        assert!(limit.record("flood", "first", t).is_some());
+        for i in 0..5 {
+            assert!(limit.record("flood", format!("more {i}"), t).is_none());
+        }
+        let written = || WRITTEN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        tokio::time::sleep(9 * SEC).await;
+        assert!(written().is_empty(), "the interval is not over");
+        tokio::time::sleep(2 * SEC).await;
+        assert_eq!(written(), vec![("flood", 5, "more 4".to_owned())]);
+        // The count began a new interval: the next event inside it is counted, not
+        // a first, and written at that interval's end in turn.
+        assert!(limit.record("flood", "late", Instant::now()).is_none());
+        tokio::time::sleep(11 * SEC).await;
+        assert_eq!(written().len(), 2);
+        assert_eq!(written()[1], ("flood", 1, "late".to_owned()));
+        // Nothing more: no timer without counted events.
+        tokio::time::sleep(60 * SEC).await;
+        assert_eq!(written().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_after_the_interval_carries_the_count_and_the_timer_stays_quiet() {
+        static TIMED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let limit = RateLimitedWarning::new(10 * SEC).with_summaries(|_, _, _, _| {
+            TIMED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        let t = Instant::now();
+        assert!(limit.record("k", "a", t).is_some());
+        assert!(limit.record("k", "b", t).is_none());
+        assert_eq!(
+            limit.record("k", "c", t + 10 * SEC),
+            Some(Line::Summary {
+                count: 2,
+                last: "c".into()
+            })
+        );
+        tokio::time::sleep(20 * SEC).await;
+        assert_eq!(
+            TIMED.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "the timer wrote a count an event already carried"
         );
     }
 

@@ -170,7 +170,8 @@ where
             handler_timeout: parts.handler_timeout,
             journal: parts.journal_control,
             catchup: parts.catchup,
-            rejections: RateLimitedWarning::new(parts.rejection_log_interval),
+            rejections: RateLimitedWarning::new(parts.rejection_log_interval)
+                .with_summaries(warn_rejected_count),
             metrics: parts.metrics.into_inner(),
             workers_started: std::sync::Once::new(),
             routes,
@@ -316,15 +317,23 @@ fn warn_rejected(
              count; each is logged at debug)",
             limit.interval().as_secs()
         ),
-        Some(Line::Summary { count, last }) => tracing::warn!(
-            kind,
-            count,
-            interval_secs = limit.interval().as_secs(),
-            last_reason = last,
-            "{count} more deliveries rejected: {kind}"
-        ),
+        Some(Line::Summary { count, last }) => {
+            warn_rejected_count(kind, count, &last, limit.interval());
+        }
         None => {}
     }
+}
+
+/// The count of one kind's rejections in an interval, written by the next one of
+/// the kind or by the interval's end.
+fn warn_rejected_count(kind: &'static str, count: u64, last: &str, interval: Duration) {
+    tracing::warn!(
+        kind,
+        count,
+        interval_secs = interval.as_secs(),
+        last_reason = last,
+        "{count} more deliveries rejected: {kind}"
+    );
 }
 
 impl<S> Pipeline<S>

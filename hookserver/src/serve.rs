@@ -212,7 +212,9 @@ impl Server {
         let journals_before = crate::journal::workers::generation();
         let builder = Arc::new(self.builder());
         let registry = Registry::new(self.max_connections);
-        let warnings = Arc::new(RateLimitedWarning::new(WARNING_INTERVAL));
+        let warnings = Arc::new(
+            RateLimitedWarning::new(WARNING_INTERVAL).with_summaries(crate::log_limit::warn_count),
+        );
         let graceful = GracefulShutdown::new();
         let mut signal = std::pin::pin!(signal);
         loop {

@@ -116,7 +116,8 @@ impl Control {
             running: Mutex::new(HashSet::new()),
             finishing: AtomicUsize::new(0),
             finished: Notify::new(),
-            warnings: RateLimitedWarning::new(Duration::from_secs(60)),
+            warnings: RateLimitedWarning::new(Duration::from_secs(60))
+                .with_summaries(crate::log_limit::warn_count),
             retries: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             born: BUILT.fetch_add(1, Ordering::AcqRel),
