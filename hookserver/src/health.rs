@@ -6,7 +6,11 @@
 //! nothing added to a delivery's path) and asks the journal for a write it does
 //! not make (`Store::probe`), at most once a second however often it is probed.
 
-use crate::{journal::store::Store, meta::MetaCache, pipeline::Parts};
+use crate::{
+    journal::{recent::Recent, store::Store},
+    meta::MetaCache,
+    pipeline::Parts,
+};
 use axum::{
     Router,
     extract::State,
@@ -17,22 +21,14 @@ use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime},
+    time::SystemTime,
 };
-
-/// A probe's answer is reused this long: probes from a load balancer (or a
-/// stranger) cost the journal one empty transaction per second at most.
-const PROBE_REUSE: Duration = Duration::from_secs(1);
-
-/// Longer than SQLite's busy timeout (4 s), so a locked file is reported as the
-/// database's own error, not as a timeout.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What readiness depends on, taken from a registry's parts.
 pub(crate) struct Readiness {
     allow_list: ListSource,
     journal: Option<Arc<dyn Store>>,
-    last_probe: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    last_probe: Recent<()>,
     since: Mutex<Since>,
 }
 
@@ -87,7 +83,7 @@ impl Readiness {
         Self {
             allow_list,
             journal: parts.journal_store(),
-            last_probe: tokio::sync::Mutex::new(None),
+            last_probe: Recent::new(),
             since: Mutex::new(Since::default()),
         }
     }
@@ -96,22 +92,7 @@ impl Readiness {
     /// flight, for probes that arrive while it runs).
     async fn journal(&self) -> Option<Result<(), String>> {
         let store = self.journal.as_ref()?;
-        let mut last = self.last_probe.lock().await;
-        if let Some((at, result)) = &*last
-            && at.elapsed() < PROBE_REUSE
-        {
-            return Some(result.clone());
-        }
-        let result = match tokio::time::timeout(PROBE_TIMEOUT, store.probe()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "journal unavailable: no answer within {} s",
-                PROBE_TIMEOUT.as_secs()
-            )),
-        };
-        *last = Some((Instant::now(), result.clone()));
-        Some(result)
+        Some(self.last_probe.get(|| store.probe()).await)
     }
 
     async fn report(&self) -> (bool, Report) {

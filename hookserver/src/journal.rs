@@ -12,6 +12,7 @@
 #[cfg(test)]
 mod catchup_tests;
 mod postgres;
+pub(crate) mod recent;
 mod settings;
 mod sqlite;
 pub(crate) mod store;

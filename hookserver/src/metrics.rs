@@ -14,7 +14,7 @@
 use crate::{
     catchup::Catchup,
     github_events::EVENTS,
-    journal::{JournalStats, workers::Control},
+    journal::{JournalStats, recent::Recent, workers::Control},
     meta::{MetaCache, RefreshResult},
     outcome::Outcome,
     pipeline::Parts,
@@ -38,7 +38,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 /// The histograms' upper bounds, in nanoseconds: 100 µs (a small delivery's whole
@@ -61,13 +61,6 @@ const BOUNDS_NS: [u64; 16] = [
     5_000_000_000,
     10_000_000_000,
 ];
-
-/// The journal's counts are reused this long: a scrape (or a stranger hammering the
-/// route) costs the journal one counting query per second at most.
-const STATS_REUSE: Duration = Duration::from_secs(1);
-
-/// How long a scrape waits for the journal's counts.
-const STATS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The OpenMetrics text format, for a scraper that asks for it.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -188,7 +181,7 @@ struct Sources {
     journal: Option<Arc<Control>>,
     meta: Option<Arc<MetaCache>>,
     catchup: Option<Arc<Catchup>>,
-    last_stats: tokio::sync::Mutex<Option<(Instant, Result<JournalStats, String>)>>,
+    last_stats: Recent<JournalStats>,
 }
 
 impl Sources {
@@ -198,7 +191,7 @@ impl Sources {
             journal: parts.journal_control(),
             meta: parts.source().and_then(|source| source.meta()),
             catchup: parts.catchup(),
-            last_stats: tokio::sync::Mutex::new(None),
+            last_stats: Recent::new(),
         }
     }
 
@@ -206,19 +199,7 @@ impl Sources {
     /// in flight, for scrapes that arrive while it runs). Never on the delivery path.
     async fn journal_stats(&self) -> Option<Result<JournalStats, String>> {
         let control = self.journal.as_ref()?;
-        let mut last = self.last_stats.lock().await;
-        if let Some((at, stats)) = &*last
-            && at.elapsed() < STATS_REUSE
-        {
-            return Some(stats.clone());
-        }
-        let stats = match tokio::time::timeout(STATS_TIMEOUT, control.store.stats()).await {
-            Ok(Ok(stats)) => Ok(stats),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} s", STATS_TIMEOUT.as_secs())),
-        };
-        *last = Some((Instant::now(), stats.clone()));
-        Some(stats)
+        Some(self.last_stats.get(|| control.store.stats()).await)
     }
 }
 
