@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use std::{
+    fs::File,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
@@ -110,23 +111,27 @@ pub(crate) struct WalBounds {
 }
 
 impl WalBounds {
-    /// A pass every 500 ms; a rewind past 1 GiB of 4 KiB pages, truncated to 64 MiB.
+    /// A pass every 100 ms; a rewind past 64 MiB of 4 KiB pages, the file kept at
+    /// 64 MiB.
     ///
-    /// A rewind makes deliveries wait for the writer's last copy and the database
-    /// file's `fsync` (30 ms here, and the commits around it slow down): bounded at
-    /// 64 MiB, that was a rewind every half second under full load, and the ping
-    /// bench's p99 was 57 to 93 ms against 28 to 33 ms without rewinds the same
-    /// evening. At 1 GiB it is a bound on the disk a sustained load takes, paid once
-    /// per gigabyte of log.
+    /// A rewind makes deliveries wait for the writer's last copy and sync of the
+    /// database file: 1 to 3 ms here, about once a second under full load. Short
+    /// passes keep each of the checkpointer's own syncs small. A log kept near one
+    /// size is written over in place, so syncing it changes no file metadata; a log
+    /// grown to a gigabyte and truncated far below made the rewind and the commit
+    /// after it stall for 300 ms each.
     pub(crate) const DEFAULT: Self = Self {
-        checkpoint_every: Duration::from_millis(500),
-        rewind_frames: 256 * 1024,
+        checkpoint_every: Duration::from_millis(100),
+        rewind_frames: 16 * 1024,
         size_limit: 64 * 1024 * 1024,
     };
 }
 
 /// At most this many passes back to back before the writer is asked to rewind.
 const CATCH_UP_PASSES: u32 = 8;
+/// A pass that leaves at most this many frames (4 MiB of 4 KiB pages) ends the
+/// catching up: the writer's share of the rewind is then a millisecond or two.
+const SMALL_LEFTOVER: i64 = 1024;
 
 type Reply<T> = oneshot::Sender<Result<T, JournalError>>;
 
@@ -193,6 +198,8 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(unavailable)?;
         let checkpointer = Connection::open(path).map_err(unavailable)?;
+        // The checkpointer's handle on the database file, to sync what a pass copied.
+        let db_file = File::open(path).map_err(|e| JournalError::open(path, e))?;
         checkpointer
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(unavailable)?;
@@ -220,7 +227,7 @@ impl SqliteStore {
             .map_err(|e| JournalError::Unavailable(format!("cannot start the writer: {e}")))?;
         std::thread::Builder::new()
             .name("hookserver-checkpoint".into())
-            .spawn(move || checkpoints(&checkpointer, &checkpoint_stop, &rewind, wal))
+            .spawn(move || checkpoints(&checkpointer, &db_file, &checkpoint_stop, &rewind, wal))
             .map_err(|e| {
                 JournalError::Unavailable(format!("cannot start the checkpointer: {e}"))
             })?;
@@ -289,21 +296,27 @@ fn configure(conn: &Connection, wal_size_limit: i64) -> rusqlite::Result<()> {
 /// blocking the writer (`PASSIVE`), until the writer stops; and rewinds a log that
 /// has grown past its bounds, with the writer's help.
 ///
-/// A rewind needs the whole log copied with nothing written after it, so the
-/// writer must copy what this thread's last pass left, with the database file's
-/// `fsync`, while deliveries wait. To keep that short, a long log gets passes back
-/// to back, each copying what was written during the one before, until what one
-/// leaves is small (or [`CATCH_UP_PASSES`] have run); then the writer is asked.
+/// A rewind needs the whole log copied, and the database file synced, with nothing
+/// written after it: so the writer does the last copy and the sync while deliveries
+/// wait. To keep that short:
+/// - SQLite syncs the database file only after a pass that copied the whole log,
+///   so every page a pass leaves dirty would wait for that one sync: this thread
+///   syncs the file after each pass instead, beside the writer;
+/// - a long log gets passes back to back, each copying what was written during the
+///   one before, until what one leaves is small (or [`CATCH_UP_PASSES`] have run);
+///   then the writer is asked.
 fn checkpoints(
     conn: &Connection,
+    db_file: &File,
     stop: &mpsc::Receiver<()>,
     rewind: &AtomicBool,
     bounds: WalBounds,
 ) {
-    let small_leftover = (bounds.rewind_frames / 16).max(64);
+    let small_leftover = (bounds.rewind_frames / 16).clamp(64, SMALL_LEFTOVER);
     let mut wait = bounds.checkpoint_every;
     // While catching up: the log's length at the previous pass, and passes so far.
     let mut catching_up: Option<(i64, u32)> = None;
+    let mut copied_before = 0;
     loop {
         let stopped = matches!(
             stop.recv_timeout(wait),
@@ -311,11 +324,19 @@ fn checkpoints(
         );
         // A failed pass (a reader holding an old snapshot) is retried next time.
         // The answer is (busy, frames in the log, frames copied).
-        let frames = conn
+        let (frames, copied) = conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                row.get::<_, i64>(1)
+                Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
             })
-            .unwrap_or(0);
+            .unwrap_or((0, 0));
+        // The count of frames copied is the log's, across passes: it moved (or the
+        // log was rewound) when this pass copied some.
+        if copied > 0 && copied != copied_before {
+            // A failure is not this thread's to report: SQLite's own sync of the
+            // file sees it too, and rewinds nothing until one succeeds.
+            let _ = db_file.sync_data();
+        }
+        copied_before = copied;
         wait = bounds.checkpoint_every;
         catching_up = match catching_up {
             _ if frames <= bounds.rewind_frames => None,
