@@ -20,10 +20,11 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 use std::{
-    fs::File,
+    fs::{File, OpenOptions},
+    io,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -198,8 +199,7 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(unavailable)?;
         let checkpointer = Connection::open(path).map_err(unavailable)?;
-        // The checkpointer's handle on the database file, to sync what a pass copied.
-        let db_file = File::open(path).map_err(|e| JournalError::open(path, e))?;
+        let db_file = db_sync_handle(path).map_err(|e| JournalError::open(path, e))?;
         checkpointer
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(unavailable)?;
@@ -271,6 +271,37 @@ impl std::fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .finish()
     }
+}
+
+/// The checkpointer's handle on the database file at `path`, to sync what a pass
+/// copied.
+///
+/// On Unix, closing any descriptor of a file drops every POSIX lock the process
+/// holds on it, SQLite's included: another process could then take the file as its
+/// own and delete the WAL in use. So such a handle is never closed: there is one
+/// per file for the life of the process, shared by every store opened on it.
+fn db_sync_handle(path: &Path) -> io::Result<Arc<File>> {
+    let open = || OpenOptions::new().write(true).open(path);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        static HANDLES: Mutex<Vec<Arc<File>>> = Mutex::new(Vec::new());
+        let wanted = std::fs::metadata(path)?;
+        // An open handle keeps its file's inode, so (device, inode) names one file.
+        let same = |m: &std::fs::Metadata| m.dev() == wanted.dev() && m.ino() == wanted.ino();
+        let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = handles
+            .iter()
+            .find(|h| h.metadata().is_ok_and(|m| same(&m)))
+        {
+            return Ok(Arc::clone(handle));
+        }
+        let handle = Arc::new(open()?);
+        handles.push(Arc::clone(&handle));
+        Ok(handle)
+    }
+    #[cfg(not(unix))]
+    Ok(Arc::new(open()?))
 }
 
 fn configure(conn: &Connection, wal_size_limit: i64) -> rusqlite::Result<()> {
@@ -1153,6 +1184,30 @@ mod tests {
         );
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn stores_on_one_file_share_the_one_handle_that_syncs_it() {
+        let (first, dir) = temp_store("handle");
+        let path = dir.join("j.db");
+        let second = SqliteStore::open(&path).unwrap();
+        let handle = db_sync_handle(&path).unwrap();
+        // The two checkpointers and this call: one descriptor, never closed, so
+        // that dropping a store cannot drop the locks SQLite holds on the file.
+        assert!(
+            Arc::strong_count(&handle) >= 3,
+            "{}",
+            Arc::strong_count(&handle)
+        );
+        drop((first, second));
+        assert!(Arc::ptr_eq(&handle, &db_sync_handle(&path).unwrap()));
+        // Another file has a handle of its own.
+        let (other, other_dir) = temp_store("handle-other");
+        let other_handle = db_sync_handle(&other_dir.join("j.db")).unwrap();
+        assert!(!Arc::ptr_eq(&handle, &other_handle));
+        drop(other);
+        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(other_dir).unwrap();
     }
 
     fn entry(guid: &str, claim_until: Option<i64>) -> NewEntry {
